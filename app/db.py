@@ -1,0 +1,177 @@
+"""Database access: the embedded server, the connection pool and migrations."""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Iterator
+
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg_pool import ConnectionPool
+
+from app.config import Settings
+
+log = logging.getLogger(__name__)
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[\w-]+\.sql$")
+_MIGRATION_LOCK = 7243090110
+
+
+class DatabaseUnavailable(RuntimeError):
+    """PostgreSQL cannot be reached; callers answer 503."""
+
+
+class MissingExtension(RuntimeError):
+    """The server has no pgvector."""
+
+
+def migrations_dir() -> Path:
+    """The numbered .sql files: next to the package in a checkout, or installed as package data."""
+    here = Path(__file__).resolve().parent.parent / "sql"
+    if here.is_dir():
+        return here
+    return Path(str(resources.files("sql")))
+
+
+def start_embedded(data_dir: Path) -> str:
+    """Start (or join) the embedded PostgreSQL in data_dir and return its URI.
+
+    pgserver keeps one server per data dir and counts the processes that use it,
+    so `ctxsearch serve` and `ctxsearch mcp` can share one data dir.
+    """
+    import pgserver
+
+    pgdata = Path(data_dir) / "pgdata"
+    pgdata.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    _tune_embedded(server.get_uri())
+    return server.get_uri()
+
+
+def _tune_embedded(uri: str) -> None:
+    # Settings that need no restart; the defaults are sized for much smaller machines.
+    with psycopg.connect(uri, autocommit=True) as conn:
+        for name, value in (
+            ("work_mem", "32MB"),
+            ("maintenance_work_mem", "1GB"),
+            ("effective_cache_size", "8GB"),
+            ("random_page_cost", "1.1"),
+            ("jit", "off"),
+        ):
+            current = conn.execute("SELECT current_setting(%s)", (name,)).fetchone()[0]
+            if current != value:
+                conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+                conn.execute("SELECT pg_reload_conf()")
+
+
+def resolve_database_url(settings: Settings) -> str:
+    if settings.database_url:
+        return settings.database_url
+    return start_embedded(settings.data_dir)
+
+
+def _configure(conn: psycopg.Connection) -> None:
+    register_vector(conn)
+
+
+class Database:
+    """A pool of connections with pgvector registered on each."""
+
+    def __init__(self, url: str, settings: Settings):
+        self.url = url
+        self.settings = settings
+        self.pool = ConnectionPool(
+            url,
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            timeout=settings.pool_timeout_s,
+            configure=_configure,
+            kwargs={"application_name": "ctxsearch", "autocommit": True},
+            open=False,
+        )
+
+    def open(self) -> None:
+        self.pool.open(wait=False)
+
+    def close(self) -> None:
+        self.pool.close()
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        try:
+            with self.pool.connection() as conn:
+                yield conn
+        except psycopg.OperationalError as exc:
+            # A broken connection is discarded by the pool; the next one is fresh.
+            raise DatabaseUnavailable(f"database unavailable: {_first_line(exc)}") from exc
+        except Exception as exc:
+            from psycopg_pool import PoolTimeout
+
+            if isinstance(exc, PoolTimeout):
+                raise DatabaseUnavailable("database unavailable: no connection within the pool timeout") from exc
+            raise
+
+    def ping(self) -> bool:
+        try:
+            with self.connection() as conn:
+                conn.execute("SELECT 1")
+            return True
+        except DatabaseUnavailable:
+            return False
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def migrate(url: str) -> list[str]:
+    """Apply the numbered migrations not yet recorded in schema_migrations; return their names."""
+    files = sorted(p for p in migrations_dir().iterdir() if _MIGRATION_NAME.match(p.name))
+    applied: list[str] = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        _require_pgvector(conn)
+        conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+            for path in files:
+                version = path.stem
+                if version in done:
+                    continue
+                with conn.transaction():
+                    conn.execute(path.read_text())
+                    conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+                log.info("applied migration %s", version)
+                applied.append(version)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+    return applied
+
+
+def _require_pgvector(conn: psycopg.Connection) -> None:
+    row = conn.execute("SELECT default_version FROM pg_available_extensions WHERE name = 'vector'").fetchone()
+    if row is None:
+        raise MissingExtension(
+            "the PostgreSQL server has no pgvector extension; install pgvector (0.6 or newer) "
+            "or unset CTXSEARCH_DATABASE_URL to use the embedded server"
+        )
+
+
+def connect_database(settings: Settings) -> Database:
+    """Resolve the server (embedded or URL), apply migrations and open a pool."""
+    url = resolve_database_url(settings)
+    migrate(url)
+    db = Database(url, settings)
+    db.open()
+    return db
+

@@ -1,0 +1,58 @@
+"""How events and summaries become searchable documents."""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def event_title(type_: str, tool: str | None, files: list[str]) -> str:
+    parts = [type_.replace("_", " ")]
+    if tool:
+        parts.append(tool)
+    if files:
+        more = f" (+{len(files) - 1})" if len(files) > 1 else ""
+        parts.append(files[0] + more)
+    return " · ".join(parts)
+
+
+def path_terms(files: list[str], limit: int = 20) -> str:
+    """File paths spelled out so that a query for `login.py`, `login` or `auth` finds `src/auth/login.py`."""
+    terms: list[str] = []
+    for f in files[:limit]:
+        p = PurePosixPath(f.replace("\\", "/"))
+        terms.append(f)
+        terms.append(p.name)
+        if p.stem != p.name:
+            terms.append(p.stem)
+        terms.extend(part for part in p.parts[:-1] if part not in ("/", ".", ".."))
+    return " ".join(terms)
+
+
+def identifier_terms(text: str) -> str:
+    """camelCase and PascalCase identifiers split into words, added beside the original."""
+    extra = {
+        _CAMEL.sub(" ", tok)
+        for tok in re.findall(r"\b[A-Za-z][A-Za-z0-9]*[a-z][A-Z][A-Za-z0-9]*\b", text[:20000])
+    }
+    return " ".join(sorted(extra))
+
+
+def search_title(title: str, files: list[str], body: str) -> str:
+    """The A-weighted text of a document: its title, file names and split identifiers."""
+    return " ".join(t for t in (title, path_terms(files), identifier_terms(body)) if t)
+
+
+def event_body(content: str, tool: str | None, files: list[str]) -> str:
+    if content.strip():
+        return content
+    return " ".join([tool or "", *files[:20]]).strip()
+
+
+def embed_text(title: str, body: str, kind: str) -> str:
+    """The text the model sees. Events: their content alone (a title of type and tool adds only noise)."""
+    if kind == "summary":
+        return f"{title}. {body}"
+    return body or title

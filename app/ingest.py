@@ -1,0 +1,129 @@
+"""The write path: a validated batch of events becomes durable in one transaction."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+
+import psycopg
+import zstandard
+
+from app.condense import event_importance
+from app.documents import embed_text, event_body, event_title, search_title
+from app.schemas import EventIn
+from embeddings import content_hash
+
+NOTIFY_CHANNEL = "ctxsearch_pending"
+
+_STAGING_COLUMNS = (
+    "seq", "project_id", "event_id", "session_id", "ts", "type", "tool", "files", "tokens",
+    "content", "payload", "title", "search_title", "body", "importance", "content_hash",
+)
+
+_CREATE_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS staging_events (
+    seq integer, project_id text, event_id text, session_id text, ts timestamptz,
+    type text, tool text, files text[], tokens integer, content text, payload bytea,
+    title text, search_title text, body text, importance real, content_hash bytea
+) ON COMMIT DELETE ROWS
+"""
+
+# One statement: new events, their documents and their sessions. Existing
+# (project_id, event_id) pairs are skipped, so a retried batch stores nothing twice.
+_INSERT = """
+WITH ins AS (
+    INSERT INTO events (project_id, event_id, session_id, ts, type, tool, files, tokens, content, payload)
+    SELECT project_id, event_id, session_id, ts, type, tool, files, tokens, content, payload
+    FROM staging_events ORDER BY seq
+    ON CONFLICT (project_id, event_id) DO NOTHING
+    RETURNING project_id, event_id
+), docs AS (
+    INSERT INTO documents (project_id, kind, session_id, event_id, type, title, body, files, ts,
+                           importance, content_hash, tsv)
+    SELECT s.project_id, 'event', s.session_id, s.event_id, s.type, s.title, s.body,
+           coalesce(s.files, '{}'), s.ts, s.importance, s.content_hash,
+           ctxsearch_doc_tsv(s.search_title, s.body)
+    FROM staging_events s JOIN ins USING (project_id, event_id)
+    ORDER BY s.seq
+    RETURNING 1
+), sess AS (
+    INSERT INTO sessions AS t (project_id, session_id, started_at, ended_at, event_count, dirty, updated_at)
+    SELECT s.project_id, s.session_id, min(s.ts), max(s.ts), count(*), true, now()
+    FROM staging_events s JOIN ins USING (project_id, event_id)
+    GROUP BY s.project_id, s.session_id
+    ORDER BY s.project_id, s.session_id
+    ON CONFLICT (project_id, session_id) DO UPDATE SET
+        started_at  = least(t.started_at, excluded.started_at),
+        ended_at    = greatest(t.ended_at, excluded.ended_at),
+        event_count = t.event_count + excluded.event_count,
+        dirty       = true,
+        updated_at  = now()
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM docs), (SELECT count(*) FROM sess)
+"""
+
+_compressor = zstandard.ZstdCompressor(level=3)
+_decompressor = zstandard.ZstdDecompressor()
+
+
+def compress_payload(payload: dict | None) -> bytes | None:
+    if not payload:
+        return None
+    return _compressor.compress(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def decompress_payload(blob: bytes | None) -> dict | None:
+    if blob is None:
+        return None
+    return json.loads(_decompressor.decompress(blob))
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    accepted: int
+    duplicates: int
+
+
+def _staging_row(seq: int, e: EventIn) -> tuple:
+    files = list(e.files)
+    title = event_title(e.type.value, e.tool, files)
+    body = event_body(e.content, e.tool, files)
+    return (
+        seq, e.project_id, e.id or uuid.uuid4().hex, e.session_id, e.timestamp, e.type.value, e.tool,
+        files or None, e.tokens, e.content, compress_payload(e.payload), title,
+        search_title(title, files, body), body, event_importance(e.type.value, e.content, files, e.payload),
+        content_hash(embed_text(title, body, "event")),
+    )
+
+
+def ingest_events(*, conn: psycopg.Connection, events: list[EventIn]) -> IngestResult:
+    """Store a batch atomically; returns how many were new and how many were already stored.
+
+    Commits before returning: the caller may acknowledge the batch once this returns.
+    """
+    seen: set[tuple[str, str]] = set()
+    rows = []
+    in_batch_dupes = 0
+    for seq, e in enumerate(events):
+        if e.id is not None:
+            key = (e.project_id, e.id)
+            if key in seen:
+                in_batch_dupes += 1
+                continue
+            seen.add(key)
+        rows.append(_staging_row(seq, e))
+
+    with conn.transaction():
+        conn.execute(_CREATE_STAGING)
+        # Held shared so that a warm-tier rebuild can wait for in-flight ids to commit.
+        conn.execute("SELECT pg_advisory_xact_lock_shared(ctxsearch_tier_lock_key())")
+        with conn.cursor() as cur:
+            with cur.copy(f"COPY staging_events ({', '.join(_STAGING_COLUMNS)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            inserted = cur.execute(_INSERT).fetchone()[0]
+        if inserted:
+            conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+    return IngestResult(accepted=inserted, duplicates=len(events) - inserted)

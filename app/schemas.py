@@ -1,0 +1,225 @@
+"""Request and response models, one family per resource."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# Bounds on what one request may carry. Each refusal names the bound.
+MAX_BATCH_EVENTS = 1000
+MAX_ID_CHARS = 256
+MAX_CONTENT_CHARS = 100_000
+MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_FILES = 200
+MAX_PATH_CHARS = 1024
+MAX_QUERY_CHARS = 2000
+MAX_LIMIT = 100
+MAX_SUMMARY_CHARS = 20_000
+
+
+class EventType(str, Enum):
+    message = "message"
+    tool_call = "tool_call"
+    file_edit = "file_edit"
+    decision = "decision"
+    error = "error"
+    test_run = "test_run"
+    commit = "commit"
+    note = "note"
+
+
+DocKind = Literal["summary", "event"]
+SearchMode = Literal["hybrid", "vector", "text"]
+Fusion = Literal["rrf", "weighted"]
+
+
+def _no_nul(value: str, what: str) -> str:
+    if "\x00" in value:
+        raise ValueError(f"{what} must not contain NUL (\\u0000) characters")
+    return value
+
+
+Identifier = Field(min_length=1, max_length=MAX_ID_CHARS)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class EventIn(_Strict):
+    """One event of an agent's session."""
+
+    id: str | None = Field(default=None, min_length=1, max_length=MAX_ID_CHARS,
+                           description="The client's id; retries with the same id are stored once per project.")
+    project_id: str = Identifier
+    session_id: str = Identifier
+    timestamp: AwareDatetime = Field(description="RFC 3339 with a UTC offset, e.g. 2026-11-22T10:00:00Z")
+    type: EventType
+    content: str = Field(default="", max_length=MAX_CONTENT_CHARS)
+    tool: str | None = Field(default=None, max_length=200)
+    files: list[str] = Field(default_factory=list, max_length=MAX_FILES)
+    tokens: int | None = Field(default=None, ge=0, le=100_000_000)
+    payload: dict[str, Any] | None = None
+
+    @field_validator("id", "project_id", "session_id", "tool")
+    @classmethod
+    def _ids(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not v.strip():
+            raise ValueError("must not be blank")
+        if any(ord(c) < 32 for c in v):
+            raise ValueError("must not contain control characters")
+        return v
+
+    @field_validator("content")
+    @classmethod
+    def _content(cls, v: str) -> str:
+        return _no_nul(v, "content")
+
+    @field_validator("files")
+    @classmethod
+    def _files(cls, v: list[str]) -> list[str]:
+        for path in v:
+            if not path or len(path) > MAX_PATH_CHARS:
+                raise ValueError(f"each path must be 1 to {MAX_PATH_CHARS} characters")
+            _no_nul(path, "a path")
+        return v
+
+    @field_validator("payload")
+    @classmethod
+    def _payload(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is not None and len(json.dumps(v, separators=(",", ":"))) > MAX_PAYLOAD_BYTES:
+            raise ValueError(f"payload is larger than {MAX_PAYLOAD_BYTES} bytes as JSON")
+        return v
+
+
+class EventBatch(_Strict):
+    events: list[EventIn] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
+
+
+class IngestResponse(BaseModel):
+    accepted: int = Field(description="Events stored by this request.")
+    duplicates: int = Field(description="Events already stored (same project and id), not stored again.")
+
+
+class ArmRanks(BaseModel):
+    vector: int | None = None
+    text: int | None = None
+
+
+class ArmScores(BaseModel):
+    vector: float | None = None
+    text: float | None = None
+
+
+class SearchWeights(_Strict):
+    vector: float = Field(default=1.0, ge=0, le=100)
+    text: float = Field(default=1.0, ge=0, le=100)
+
+
+class SearchRequest(_Strict):
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    project_id: str = Identifier
+    session_id: str | None = Field(default=None, min_length=1, max_length=MAX_ID_CHARS)
+    types: list[EventType] | None = Field(default=None, max_length=len(EventType) + 1)
+    files: list[str] | None = Field(default=None, max_length=MAX_FILES)
+    since: AwareDatetime | None = None
+    until: AwareDatetime | None = None
+    kinds: list[DocKind] | None = Field(default=None, max_length=2)
+    limit: int = Field(default=10, ge=1, le=MAX_LIMIT)
+    mode: SearchMode = "hybrid"
+    explain: bool = False
+    fusion: Fusion = "rrf"
+    rrf_k: int | None = Field(default=None, ge=1, le=10_000)
+    weights: SearchWeights | None = None
+
+    @field_validator("query")
+    @classmethod
+    def _query(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be blank")
+        return _no_nul(v, "query")
+
+    @field_validator("files")
+    @classmethod
+    def _files(cls, v: list[str] | None) -> list[str] | None:
+        for path in v or []:
+            if not path or len(path) > MAX_PATH_CHARS:
+                raise ValueError(f"each path must be 1 to {MAX_PATH_CHARS} characters")
+            _no_nul(path, "a path")
+        return v
+
+    @model_validator(mode="after")
+    def _window(self) -> "SearchRequest":
+        if self.since and self.until and self.since > self.until:
+            raise ValueError("since must not be later than until")
+        return self
+
+
+class SearchHit(BaseModel):
+    id: str
+    kind: DocKind
+    project_id: str
+    session_id: str
+    timestamp: datetime
+    type: str
+    title: str
+    snippet: str
+    files: list[str]
+    score: float
+    ranks: ArmRanks
+    scores: ArmScores | None = None
+
+
+class SearchResponse(BaseModel):
+    results: list[SearchHit]
+    mode: SearchMode
+    took_ms: float
+
+
+class KeyEvent(BaseModel):
+    id: str
+    timestamp: datetime
+    type: str
+    tool: str | None = None
+    files: list[str] = []
+    content: str
+    importance: float
+
+
+class SessionPublic(BaseModel):
+    project_id: str
+    session_id: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    event_count: int
+    summary: str | None
+    summary_source: Literal["agent", "extracted", "none"]
+    metrics: dict[str, Any]
+    key_events: list[KeyEvent]
+    condensed_at: datetime | None
+
+
+class SummaryIn(_Strict):
+    project_id: str = Identifier
+    summary: str = Field(min_length=1, max_length=MAX_SUMMARY_CHARS)
+
+    @field_validator("summary")
+    @classmethod
+    def _summary(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be blank")
+        return _no_nul(v, "summary")
+
+
+class ProjectStats(BaseModel):
+    project_id: str
+    events: int
+    sessions: int
+    documents: int
+    pending: int = Field(description="Documents not yet searchable by vector; 0 means fully indexed.")

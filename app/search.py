@@ -1,0 +1,196 @@
+"""The read path: vector and full-text candidates from both tiers, fused in one SQL statement."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+HEADLINE_OPTIONS = (
+    "MaxWords=40, MinWords=12, ShortWord=2, MaxFragments=2, FragmentDelimiter=\" … \", "
+    "StartSel=<b>, StopSel=</b>"
+)
+SNIPPET_SOURCE_CHARS = 20_000
+
+
+@dataclass
+class SearchParams:
+    query: str
+    project_id: str
+    session_id: str | None = None
+    types: list[str] | None = None
+    files: list[str] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    kinds: list[str] | None = None
+    limit: int = 10
+    offset: int = 0
+    mode: str = "hybrid"
+    fusion: str = "rrf"
+    rrf_k: int = 60
+    weight_vector: float = 1.0
+    weight_text: float = 1.0
+    candidates: int = 50  # per arm, before fusion
+    extra: dict = field(default_factory=dict)
+
+
+def file_patterns(files: list[str]) -> list[str]:
+    """LIKE patterns: `*` globs, a trailing `/` for a folder, a bare name for that file anywhere."""
+    out: list[str] = []
+    for f in files:
+        esc = f.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        if "*" in f:
+            out.append(esc.replace("*", "%"))
+        elif f.endswith("/"):
+            out.append(esc + "%")
+        else:
+            out.append(esc)
+            if "/" not in f:
+                out.append("%/" + esc)
+    return out
+
+
+def _filters(alias: str, p: SearchParams) -> sql.Composable:
+    a = sql.Identifier(alias)
+    parts = [sql.SQL("{}.project_id = %(project_id)s").format(a)]
+    if p.session_id is not None:
+        parts.append(sql.SQL("{}.session_id = %(session_id)s").format(a))
+    if p.types:
+        parts.append(sql.SQL("{}.type = ANY(%(types)s)").format(a))
+    if p.kinds:
+        parts.append(sql.SQL("{}.kind = ANY(%(kinds)s)").format(a))
+    if p.since is not None:
+        parts.append(sql.SQL("{}.ts >= %(since)s").format(a))
+    if p.until is not None:
+        parts.append(sql.SQL("{}.ts <= %(until)s").format(a))
+    if p.files:
+        parts.append(sql.SQL("EXISTS (SELECT 1 FROM unnest({}.files) AS f(path) WHERE f.path LIKE ANY(%(file_patterns)s))").format(a))
+    return sql.SQL(" AND ").join(parts)
+
+
+# Each arm reads the warm view and the hot rows above its watermark, drops warm rows
+# whose document has since been replaced, and ranks what is left.
+_VECTOR_ARM = """
+vec AS (
+    SELECT u.id, u.dist, row_number() OVER (ORDER BY u.dist, u.id) AS rank
+    FROM (
+        (SELECT w.id, w.embedding <=> %(qvec)s AS dist FROM warm_docs w
+         WHERE {warm_filters} ORDER BY w.embedding <=> %(qvec)s LIMIT %(candidates)s)
+        UNION ALL
+        (SELECT d.id, d.embedding <=> %(qvec)s AS dist FROM documents d
+         WHERE {hot_filters} AND d.id > (SELECT watermark FROM tier_state) AND d.embedding IS NOT NULL
+         ORDER BY 2 LIMIT %(candidates)s)
+    ) u
+    WHERE EXISTS (SELECT 1 FROM documents x WHERE x.project_id = %(project_id)s AND x.id = u.id)
+    ORDER BY u.dist, u.id LIMIT %(candidates)s
+)"""
+
+_TEXT_ARM = """
+txt AS (
+    SELECT u.id, u.tscore, row_number() OVER (ORDER BY u.tscore DESC, u.id) AS rank
+    FROM (
+        (SELECT w.id, ts_rank(w.tsv, q.tq, 1) AS tscore FROM warm_docs w, qry q
+         WHERE {warm_filters} AND w.tsv @@ q.tq ORDER BY 2 DESC LIMIT %(candidates)s)
+        UNION ALL
+        (SELECT d.id, ts_rank(d.tsv, q.tq, 1) AS tscore FROM documents d, qry q
+         WHERE {hot_filters} AND d.id > (SELECT watermark FROM tier_state) AND d.tsv @@ q.tq
+         ORDER BY 2 DESC LIMIT %(candidates)s)
+    ) u
+    WHERE EXISTS (SELECT 1 FROM documents x WHERE x.project_id = %(project_id)s AND x.id = u.id)
+    ORDER BY u.tscore DESC, u.id LIMIT %(candidates)s
+)"""
+
+_EMPTY_VECTOR_ARM = "vec AS (SELECT NULL::bigint AS id, NULL::float8 AS dist, NULL::bigint AS rank WHERE false)"
+_EMPTY_TEXT_ARM = "txt AS (SELECT NULL::bigint AS id, NULL::float4 AS tscore, NULL::bigint AS rank WHERE false)"
+
+_FUSE_RRF = """
+fused AS (
+    SELECT coalesce(v.id, t.id) AS id,
+           v.rank AS vector_rank, t.rank AS text_rank,
+           1 - v.dist AS vector_score, t.tscore::float8 AS text_score,
+           coalesce(%(w_vector)s / (%(rrf_k)s + v.rank), 0)
+         + coalesce(%(w_text)s / (%(rrf_k)s + t.rank), 0) AS score
+    FROM vec v FULL OUTER JOIN txt t ON t.id = v.id
+)"""
+
+# Weighted fusion: each arm's score min-max scaled over its candidates, then mixed.
+_FUSE_WEIGHTED = """
+fused AS (
+    SELECT id, vector_rank, text_rank, vector_score, text_score,
+           %(w_vector)s * coalesce((vector_score - vmin) / nullif(vmax - vmin, 0), CASE WHEN vector_score IS NULL THEN 0 ELSE 1 END)
+         + %(w_text)s * coalesce((text_score - tmin) / nullif(tmax - tmin, 0), CASE WHEN text_score IS NULL THEN 0 ELSE 1 END) AS score
+    FROM (
+        SELECT coalesce(v.id, t.id) AS id, v.rank AS vector_rank, t.rank AS text_rank,
+               1 - v.dist AS vector_score, t.tscore::float8 AS text_score,
+               min(1 - v.dist) OVER () AS vmin, max(1 - v.dist) OVER () AS vmax,
+               min(t.tscore::float8) OVER () AS tmin, max(t.tscore::float8) OVER () AS tmax
+        FROM vec v FULL OUTER JOIN txt t ON t.id = v.id
+    ) s
+)"""
+
+_FINAL = """
+SELECT f.id AS doc_id, f.score, f.vector_rank, f.text_rank, f.vector_score, f.text_score,
+       d.kind, d.project_id, d.session_id, d.event_id, d.type, d.title, d.files, d.ts,
+       ts_headline('english', left(d.body, {snippet_chars}), q.tq, %(headline)s) AS snippet,
+       numnode(q.tq) = 0 AS empty_query
+FROM (SELECT * FROM fused ORDER BY score DESC, id LIMIT %(limit)s OFFSET %(offset)s) f
+JOIN documents d ON d.project_id = %(project_id)s AND d.id = f.id
+CROSS JOIN qry q
+ORDER BY f.score DESC, f.id
+"""
+
+
+def build_search_sql(p: SearchParams) -> sql.Composed:
+    warm = _filters("w", p)
+    hot = _filters("d", p)
+    ctes = [sql.SQL("qry AS (SELECT ctxsearch_query(%(query)s) AS tq)")]
+    ctes.append(sql.SQL(_VECTOR_ARM if p.mode in ("hybrid", "vector") else _EMPTY_VECTOR_ARM)
+                .format(warm_filters=warm, hot_filters=hot))
+    ctes.append(sql.SQL(_TEXT_ARM if p.mode in ("hybrid", "text") else _EMPTY_TEXT_ARM)
+                .format(warm_filters=warm, hot_filters=hot))
+    ctes.append(sql.SQL(_FUSE_WEIGHTED if p.fusion == "weighted" else _FUSE_RRF))
+    return sql.SQL("WITH {} {}").format(
+        sql.SQL(",").join(ctes), sql.SQL(_FINAL).format(snippet_chars=sql.Literal(SNIPPET_SOURCE_CHARS))
+    )
+
+
+def search(*, conn: psycopg.Connection, params: SearchParams, query_vector: np.ndarray | None) -> list[dict]:
+    """Run one hybrid search; returns rows ordered by fused score."""
+    if params.mode in ("hybrid", "vector") and query_vector is None:
+        raise ValueError("a query vector is needed for the vector arm")
+    values = {
+        "query": params.query,
+        "qvec": query_vector if query_vector is not None else np.zeros(384, dtype=np.float32),
+        "project_id": params.project_id,
+        "session_id": params.session_id,
+        "types": params.types,
+        "kinds": params.kinds,
+        "since": params.since,
+        "until": params.until,
+        "file_patterns": file_patterns(params.files or []),
+        "candidates": params.candidates + params.offset,
+        "limit": params.limit,
+        "offset": params.offset,
+        "rrf_k": float(params.rrf_k),
+        "w_vector": float(params.weight_vector),
+        "w_text": float(params.weight_text),
+        "headline": HEADLINE_OPTIONS,
+    }
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(build_search_sql(params), values).fetchall()
+
+
+def hit_id(row: dict) -> str:
+    return row["event_id"] if row["kind"] == "event" else f"summary:{row['session_id']}"
+
+
+def timed_search(*, conn: psycopg.Connection, params: SearchParams, embedder) -> tuple[list[dict], float]:
+    t0 = time.perf_counter()
+    qvec = embedder.embed_query(params.query) if params.mode in ("hybrid", "vector") else None
+    rows = search(conn=conn, params=params, query_vector=qvec)
+    return rows, (time.perf_counter() - t0) * 1000

@@ -1,0 +1,101 @@
+"""One embedded PostgreSQL with pgvector and the real model for the whole run; each test
+works in a project of its own."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from typing import Callable
+
+import pytest
+from fastapi.testclient import TestClient
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from app.api import create_app  # noqa: E402
+from app.config import Settings  # noqa: E402
+from app.service import Service  # noqa: E402
+
+
+def _docker_available() -> bool:
+    try:
+        import docker
+
+        docker.from_env().ping()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory) -> Settings:
+    base = dict(data_dir=tmp_path_factory.mktemp("ctxsearch-data"), refresh_interval_s=3600, worker_poll_s=0.2)
+    if os.environ.get("CTXSEARCH_TEST_DB") == "docker":
+        # Opt-in: a throwaway pgvector/pgvector container (needs a Docker engine).
+        if not _docker_available():
+            pytest.skip("CTXSEARCH_TEST_DB=docker but no Docker engine is reachable")
+        from testcontainers.postgres import PostgresContainer
+
+        container = PostgresContainer("pgvector/pgvector:pg16", driver=None)
+        container.start()
+        base["database_url"] = container.get_connection_url()
+    return Settings(**base)
+
+
+@pytest.fixture(scope="session")
+def service(settings) -> Service:
+    svc = Service.start(settings, run_worker=True)
+    yield svc
+    svc.close()
+
+
+@pytest.fixture(scope="session")
+def client(settings, service) -> TestClient:
+    with TestClient(create_app(settings, service=service)) as c:
+        yield c
+
+
+@pytest.fixture
+def project() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+def event(project: str, session: str, n: int, type_: str = "note", content: str = "", **extra) -> dict:
+    """An event dict as a client would send it; n orders timestamps within the session."""
+    return {
+        "id": extra.pop("id", f"{session}-{n}"),
+        "project_id": project,
+        "session_id": session,
+        "timestamp": extra.pop("timestamp", f"2026-11-20T10:{n // 60:02d}:{n % 60:02d}Z"),
+        "type": type_,
+        "content": content,
+        **extra,
+    }
+
+
+@pytest.fixture
+def wait_indexed(client) -> Callable[[str, float], dict]:
+    """Block until the project has nothing pending (every document embedded, every session condensed)."""
+
+    def wait(project: str, timeout: float = 60.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            stats = client.get(f"/v1/projects/{project}/stats").json()
+            if stats["pending"] == 0:
+                return stats
+            if time.monotonic() > deadline:
+                raise AssertionError(f"project {project} still pending after {timeout}s: {stats}")
+            time.sleep(0.1)
+
+    return wait
+
+
+@pytest.fixture
+def search(client) -> Callable[..., list[dict]]:
+    def run(project: str, query: str, **params) -> list[dict]:
+        r = client.post("/v1/search", json={"query": query, "project_id": project, **params})
+        assert r.status_code == 200, r.text
+        return r.json()["results"]
+
+    return run
