@@ -3,9 +3,13 @@ works in a project of its own."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import time
 import uuid
+from pathlib import Path
 from typing import Callable
 
 import pytest
@@ -28,9 +32,18 @@ def _docker_available() -> bool:
         return False
 
 
+def _data_dir() -> Path:
+    # Not under pytest's basetemp: every pytest run started as the same user resets that
+    # folder to mode 0700, which locks out the embedded server's own OS user mid-run.
+    path = Path(tempfile.mkdtemp(prefix="ctxsearch-test-"))
+    # atexit runs last-in first-out: registered before the server starts, this runs after it stops.
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 @pytest.fixture(scope="session")
-def settings(tmp_path_factory) -> Settings:
-    base = dict(data_dir=tmp_path_factory.mktemp("ctxsearch-data"), refresh_interval_s=3600, worker_poll_s=0.2)
+def settings() -> Settings:
+    base = dict(data_dir=_data_dir(), refresh_interval_s=3600, worker_poll_s=0.2)
     if os.environ.get("CTXSEARCH_TEST_DB") == "docker":
         # Opt-in: a throwaway pgvector/pgvector container (needs a Docker engine).
         if not _docker_available():
