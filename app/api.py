@@ -10,6 +10,7 @@ import psycopg
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings, get_settings
@@ -18,6 +19,7 @@ from app.schemas import (
     EventBatch, IngestResponse, ProjectStats, SearchRequest, SearchResponse, SessionPublic, SummaryIn,
     MAX_ID_CHARS,
 )
+from app.paging import InvalidCursor
 from app.service import NotFound, Service
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,12 @@ def validation_message(errors: list[dict]) -> str:
         msgs.append(f"{_field(tuple(e.get('loc', ())))}: {msg}")
     more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
     return "; ".join(msgs) + more
+
+
+def _query_loc(loc: tuple) -> tuple:
+    # GET /v1/search names the query `q`; errors name the parameter the caller sent.
+    loc = tuple(loc)
+    return ("query", "q", *loc[1:]) if loc[:1] == ("query",) else ("query", *loc)
 
 
 def create_app(settings: Settings | None = None, service: Service | None = None) -> FastAPI:
@@ -84,6 +92,10 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     async def _no_vector(request: Request, exc: MissingExtension):
         return JSONResponse(status_code=503, content={"error": str(exc)})
 
+    @app.exception_handler(InvalidCursor)
+    async def _bad_cursor(request: Request, exc: InvalidCursor):
+        return JSONResponse(status_code=400, content={"error": str(exc)})
+
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound):
         return JSONResponse(status_code=404, content={"error": str(exc)})
@@ -106,6 +118,33 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     @app.post("/v1/search", response_model=SearchResponse, response_model_exclude_none=False, tags=["search"])
     def post_search(req: SearchRequest, request: Request) -> SearchResponse:
         """Hybrid (vector + full text) search within one project."""
+        return svc(request).search(req)
+
+    @app.get("/v1/search", response_model=SearchResponse, tags=["search"])
+    def get_search(
+        request: Request,
+        q: Annotated[str, Query(description="The query.")],
+        project_id: ProjectId,
+        session_id: str | None = None,
+        types: Annotated[list[str] | None, Query(description="Repeatable: `types=error&types=decision`.")] = None,
+        files: Annotated[list[str] | None, Query(description="Repeatable.")] = None,
+        kinds: Annotated[list[str] | None, Query(description="Repeatable: `summary`, `event`.")] = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int = 10,
+        mode: str = "hybrid",
+        max_tokens: int | None = None,
+        cursor: str | None = None,
+        explain: bool = False,
+    ) -> SearchResponse:
+        """`POST /v1/search` as a GET, for editor plugins: `?q=...&project_id=...` plus the same filters."""
+        fields = {"query": q, "project_id": project_id, "session_id": session_id, "types": types, "files": files,
+                  "kinds": kinds, "since": since, "until": until, "limit": limit, "mode": mode,
+                  "max_tokens": max_tokens, "cursor": cursor, "explain": explain}
+        try:
+            req = SearchRequest.model_validate({k: v for k, v in fields.items() if v is not None})
+        except ValidationError as exc:
+            raise RequestValidationError([{**e, "loc": _query_loc(e["loc"])} for e in exc.errors()]) from None
         return svc(request).search(req)
 
     @app.get("/v1/sessions/{session_id}", response_model=SessionPublic, tags=["sessions"])
