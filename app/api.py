@@ -19,6 +19,7 @@ from app.schemas import (
     EventBatch, IngestResponse, ProjectStats, SearchRequest, SearchResponse, SessionPublic, SummaryIn,
     MAX_ID_CHARS,
 )
+from app.mcp_server import build_server
 from app.paging import InvalidCursor
 from app.service import NotFound, Service
 
@@ -56,13 +57,19 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     """Build the app. With a service given (tests, embedding), the caller owns its lifecycle."""
     settings = settings or get_settings()
 
+    # MCP over streamable HTTP at exactly /mcp: the SDK's route, served by this app, with
+    # its session manager running inside this app's lifespan.
+    mcp = build_server(lambda: app.state.service)
+    mcp_routes = mcp.streamable_http_app(streamable_http_path="/mcp", host=settings.host).routes
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         owned = service is None
         svc = service or await run_in_threadpool(Service.start, settings)
         app.state.service = svc
         try:
-            yield
+            async with mcp.session_manager.run():
+                yield
         finally:
             if owned:
                 await run_in_threadpool(svc.close)
@@ -102,6 +109,8 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
 
     def svc(request: Request) -> Service:
         return request.app.state.service
+
+    app.router.routes.extend(mcp_routes)
 
     @app.get("/healthz", tags=["ops"])
     def healthz(request: Request):

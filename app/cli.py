@@ -58,6 +58,28 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, no_worker: 
 
 @main.command()
 @data_dir_option
+@click.option("--no-worker", is_flag=True, help="Do not run the embed worker in this process.")
+def mcp(data_dir: Path | None, no_worker: bool) -> None:
+    """Serve the MCP tools (search_context, get_session, record_events) over stdio, with the
+    same settings as `serve`. Beside a running `serve` on the same data dir, both share
+    one embedded PostgreSQL."""
+    from app.mcp_server import run_stdio
+
+    import signal
+
+    settings = _settings(data_dir, run_worker=False if no_worker else None)
+    _logging(settings.log_level)  # to stderr: stdout carries the protocol
+    # A client that stops the server with SIGTERM still gets a clean exit, so the shared
+    # embedded PostgreSQL learns that this process no longer uses it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        run_stdio(settings)
+    except Exception as exc:  # startup: say what failed, on stderr, without a traceback
+        raise click.ClickException(f"cannot start the MCP server: {exc}") from None
+
+
+@main.command()
+@data_dir_option
 def worker(data_dir: Path | None) -> None:
     """Run an embed worker on its own (condense, embed, rebuild the warm tier)."""
     import signal

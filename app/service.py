@@ -7,6 +7,7 @@ these methods, which call the data-access functions with a pooled connection.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 from functools import cached_property
 
@@ -150,6 +151,23 @@ class Service:
             ).fetchone()
         return ProjectStats(project_id=project_id, events=events, sessions=sessions, documents=documents,
                             pending=pending)
+
+    def wait_embedded(self, project_id: str, timeout_s: float) -> bool:
+        """Wait until every document of the project stored so far has its vector; False on timeout."""
+        with self.db.connection() as conn:
+            upto = conn.execute("SELECT max(id) FROM documents WHERE project_id = %s", (project_id,)).fetchone()[0]
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self.db.connection() as conn:
+                pending = conn.execute(
+                    "SELECT EXISTS (SELECT 1 FROM documents WHERE project_id = %s AND id <= %s AND embedding IS NULL)",
+                    (project_id, upto),
+                ).fetchone()[0]
+            if not pending:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
 
     def ready(self) -> bool:
         return self.db.ping()

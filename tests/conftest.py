@@ -69,6 +69,31 @@ def client(settings, service) -> TestClient:
         yield c
 
 
+@pytest.fixture(scope="session")
+def live_url(settings, service) -> str:
+    """The app served by a real uvicorn on 127.0.0.1 in a thread (HTTP clients, MCP over HTTP)."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, service=service), host="127.0.0.1", port=port,
+                                          log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, name="live-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the live server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
 @pytest.fixture
 def project() -> str:
     return f"test-{uuid.uuid4().hex[:12]}"
