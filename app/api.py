@@ -50,6 +50,8 @@ def validation_message(errors: list[dict]) -> str:
 def _query_loc(loc: tuple) -> tuple:
     # GET /v1/search names the query `q`; errors name the parameter the caller sent.
     loc = tuple(loc)
+    if not loc:  # the one check across fields: the time window
+        return ("query", "since")
     return ("query", "q", *loc[1:]) if loc[:1] == ("query",) else ("query", *loc)
 
 

@@ -162,14 +162,17 @@ def ingest(file: Path, data_dir: Path | None, batch_size: int, wait: bool, as_js
 @click.option("--limit", type=int, default=10, show_default=True)
 @click.option("--mode", type=click.Choice(["hybrid", "vector", "text"]), default="hybrid", show_default=True)
 @click.option("--explain", is_flag=True, help="Show each arm's rank and score.")
+@click.option("--max-tokens", type=int, default=None, help="Token budget for the results.")
+@click.option("--cursor", default=None, help="Continue from the cursor a previous page printed.")
 @data_dir_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit.")
 def search(query: str, project_id: str, session_id, types, files, kinds, since, until, limit, mode, explain,
-           data_dir, as_json) -> None:
+           max_tokens, cursor, data_dir, as_json) -> None:
     """Search a project's context."""
     from pydantic import ValidationError
 
     from app.api import validation_message
+    from app.paging import InvalidCursor
     from app.schemas import SearchRequest
     from app.service import Service
 
@@ -177,15 +180,20 @@ def search(query: str, project_id: str, session_id, types, files, kinds, since, 
         req = SearchRequest(
             query=query, project_id=project_id, session_id=session_id, types=list(types) or None,
             files=list(files) or None, kinds=list(kinds) or None, since=since, until=until, limit=limit,
-            mode=mode, explain=explain,
+            mode=mode, explain=explain, max_tokens=max_tokens, cursor=cursor,
         )
     except ValidationError as exc:
         _fail(validation_message(exc.errors()))
     svc = Service.start(_settings(data_dir), run_worker=False)
     try:
         resp = svc.search(req)
+    except InvalidCursor as exc:
+        _fail(str(exc))
     finally:
         svc.close()
+    if resp.next_cursor:
+        click.echo(f"next page: --cursor {resp.next_cursor}" + (" (cut to the token budget)" if resp.truncated else ""),
+                   err=True)
     if as_json:
         for hit in resp.results:
             click.echo(hit.model_dump_json())

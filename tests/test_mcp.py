@@ -67,9 +67,10 @@ async def _exercise(client: Client, project: str) -> dict:
     return found.structured_content
 
 
-def test_streamable_http_at_mcp(live_url, project):
+@pytest.mark.parametrize("mode", ["auto", "legacy"])  # legacy: the initialize handshake of pre-2026 clients
+def test_streamable_http_at_mcp(live_url, project, mode):
     async def run() -> None:
-        async with Client(f"{live_url}/mcp") as client:
+        async with Client(f"{live_url}/mcp", mode=mode) as client:
             await _exercise(client, project)
 
     asyncio.run(run())

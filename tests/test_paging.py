@@ -169,6 +169,7 @@ def test_get_search_for_editor_plugins(client, paged_project):
     ({"q": "x", "project_id": "p", "types": ["bogus"]}, "types[0]"),
     ({"q": "x", "project_id": "p", "mode": "fuzzy"}, "mode"),
     ({"q": "x", "project_id": "p", "since": "yesterday"}, "since"),
+    ({"q": "x", "project_id": "p", "since": "2026-11-21T00:00:00Z", "until": "2026-11-20T00:00:00Z"}, "since"),
 ])
 def test_get_search_names_the_bad_parameter(client, params, field):
     r = client.get("/v1/search", params=params)
@@ -181,3 +182,21 @@ def test_post_search_validates_budget_and_cursor(client, project):
     assert r.status_code == 422 and r.json()["error"].startswith("max_tokens:")
     r = client.post("/v1/search", json={"query": "x", "project_id": project, "cursor": "x" * 20_000})
     assert r.status_code == 422 and r.json()["error"].startswith("cursor:")
+
+
+def test_cli_search_pages_with_a_budget(settings, service, paged_project):
+    from click.testing import CliRunner
+
+    from app.cli import main
+
+    runner = CliRunner()
+    env = {"CTXSEARCH_DATA_DIR": str(settings.data_dir)}
+    args = ["search", "flaky payment test", "--project", paged_project, "--limit", "3", "--max-tokens", "2000", "--json"]
+    first = runner.invoke(main, args, env=env)
+    assert first.exit_code == 0, first.output
+    cursor = first.stderr.split("--cursor ")[1].split()[0]
+    second = runner.invoke(main, [*args, "--cursor", cursor], env=env)
+    assert second.exit_code == 0
+    assert not set(first.stdout.splitlines()) & set(second.stdout.splitlines())
+    bad = runner.invoke(main, [*args, "--cursor", cursor[:-3]], env=env)
+    assert bad.exit_code == 2 and "cursor:" in bad.output
