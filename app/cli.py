@@ -65,13 +65,21 @@ def mcp(data_dir: Path | None, no_worker: bool) -> None:
     one embedded PostgreSQL."""
     from app.mcp_server import run_stdio
 
+    import atexit
+    import os
     import signal
 
     settings = _settings(data_dir, run_worker=False if no_worker else None)
     _logging(settings.log_level)  # to stderr: stdout carries the protocol
-    # A client that stops the server with SIGTERM still gets a clean exit, so the shared
-    # embedded PostgreSQL learns that this process no longer uses it.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
+    def stop(*_: object) -> None:
+        # A client that stops the server with SIGTERM: tell the shared embedded PostgreSQL
+        # that this process is done with it (atexit), then leave at once rather than wait
+        # for a thread blocked reading stdin.
+        atexit._run_exitfuncs()
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         run_stdio(settings)
     except Exception as exc:  # startup: say what failed, on stderr, without a traceback

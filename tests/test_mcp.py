@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from pathlib import Path
@@ -108,3 +109,5 @@ def test_stdio_beside_a_running_server(settings, live_url, project):
     assert httpx.get(f"{live_url}/healthz").status_code == 200
     assert httpx.get(f"{live_url}/v1/projects/{project}/stats").json()["events"] == 4
     assert os.path.exists(settings.data_dir / "pgdata" / "postmaster.pid")
+    # and it released its handle on the embedded server: this process is the only user left
+    assert json.loads((settings.data_dir / "pgdata" / ".handle_pids.json").read_text()) == [os.getpid()]
