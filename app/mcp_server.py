@@ -101,7 +101,8 @@ def build_server(get_service: Callable[[], Service]) -> MCPServer:
         Call it before debugging an error, changing a file or revisiting a decision, to learn
         what earlier sessions found. Returns hits ranked best first, each with its id, session_id,
         timestamp, type, title, a snippet (matched words in <b></b>), files and score. When
-        `truncated` is true or `next_cursor` is set there is more: call again with cursor=next_cursor.
+        `next_cursor` is set there are more hits: call again with the same query and filters and
+        cursor=next_cursor. `truncated: true` means max_tokens cut a snippet or left hits for later.
         """
         with _tool_errors():
             req = SearchRequest(query=query, project_id=project_id, session_id=session_id, types=types,
