@@ -39,6 +39,20 @@ def main() -> None:
     """ctxsearch: context search for coding agents."""
 
 
+def _check_database(settings: Settings) -> None:
+    """Fail with a clear message (exit 2) when the database cannot serve ctxsearch."""
+    import psycopg
+
+    from app.db import MissingExtension, migrate as run_migrations, resolve_database_url, safe_url
+
+    try:
+        run_migrations(resolve_database_url(settings))
+    except MissingExtension as exc:
+        _fail(str(exc))
+    except psycopg.OperationalError as exc:
+        _fail(f"cannot reach the database at {safe_url(settings.database_url or '')}: {str(exc).strip().splitlines()[0]}")
+
+
 @main.command()
 @click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port to bind (default 8080).")
@@ -53,6 +67,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, no_worker: 
 
     settings = _settings(data_dir, host=host, port=port, run_worker=False if no_worker else None)
     _logging(settings.log_level)
+    _check_database(settings)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
 
 

@@ -77,8 +77,14 @@ def resolve_database_url(settings: Settings) -> str:
     return start_embedded(settings.data_dir)
 
 
-def _configure(conn: psycopg.Connection) -> None:
-    register_vector(conn)
+def safe_url(url: str) -> str:
+    """The URL with its password masked, fit for logs and messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable database URL>"
 
 
 class Database:
@@ -92,10 +98,16 @@ class Database:
             min_size=settings.pool_min_size,
             max_size=settings.pool_max_size,
             timeout=settings.pool_timeout_s,
-            configure=_configure,
+            configure=self._configure,
             kwargs={"application_name": "ctxsearch", "autocommit": True},
             open=False,
         )
+
+    def _configure(self, conn: psycopg.Connection) -> None:
+        register_vector(conn)
+        # Search-time ANN settings, per connection (pgvector's defaults favour speed over recall).
+        conn.execute("SELECT set_config('ivfflat.probes', %s, false), set_config('hnsw.ef_search', %s, false)",
+                     (str(self.settings.ivfflat_probes), str(self.settings.hnsw_ef_search)))
 
     def open(self) -> None:
         self.pool.open(wait=False)
@@ -170,6 +182,7 @@ def _require_pgvector(conn: psycopg.Connection) -> None:
 def connect_database(settings: Settings) -> Database:
     """Resolve the server (embedded or URL), apply migrations and open a pool."""
     url = resolve_database_url(settings)
+    log.info("database: %s", "embedded in " + str(settings.pgdata) if not settings.database_url else safe_url(url))
     migrate(url)
     db = Database(url, settings)
     db.open()

@@ -30,18 +30,22 @@ class NotFound(LookupError):
 
 
 class Service:
-    def __init__(self, settings: Settings, db: Database, embedder: Embedder):
+    def __init__(self, settings: Settings, db: Database, embedder: Embedder,
+                 worker_embedder: Embedder | None = None):
         self.settings = settings
         self.db = db
         self.embedder = embedder
-        self.worker = Worker(db, embedder, settings)
+        self.worker = Worker(db, worker_embedder or embedder, settings)
 
     @classmethod
     def start(cls, settings: Settings, *, run_worker: bool | None = None) -> "Service":
         db = connect_database(settings)
         embedder = get_embedder(settings.embed_backend, settings.embed_threads)
-        svc = cls(settings, db, embedder)
-        if settings.run_worker if run_worker is None else run_worker:
+        run_worker = settings.run_worker if run_worker is None else run_worker
+        # The worker gets a model of its own: a query must never wait behind a document batch.
+        worker_embedder = Embedder(settings.embed_backend, settings.embed_threads) if run_worker else None
+        svc = cls(settings, db, embedder, worker_embedder)
+        if run_worker:
             svc.worker.start()
         return svc
 
