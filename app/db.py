@@ -93,6 +93,9 @@ class Database:
             max_size=settings.pool_max_size,
             timeout=settings.pool_timeout_s,
             configure=_configure,
+            # Test each connection as it is handed out, so that after a database restart
+            # the first requests get a fresh connection rather than a dead one.
+            check=ConnectionPool.check_connection,
             kwargs={"application_name": "ctxsearch", "autocommit": True},
             open=False,
         )
@@ -131,9 +134,19 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
+def migration_files() -> list[Path]:
+    return sorted(p for p in migrations_dir().iterdir() if _MIGRATION_NAME.match(p.name))
+
+
+def pending_migrations(*, conn: psycopg.Connection) -> list[str]:
+    """Migrations in sql/ not yet recorded as applied in this database."""
+    done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+    return [p.stem for p in migration_files() if p.stem not in done]
+
+
 def migrate(url: str) -> list[str]:
     """Apply the numbered migrations not yet recorded in schema_migrations; return their names."""
-    files = sorted(p for p in migrations_dir().iterdir() if _MIGRATION_NAME.match(p.name))
+    files = migration_files()
     applied: list[str] = []
     with psycopg.connect(url, autocommit=True) as conn:
         _require_pgvector(conn)
