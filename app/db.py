@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import threading
 import warnings
 from contextlib import contextmanager
 from importlib import resources
@@ -46,13 +48,60 @@ def start_embedded(data_dir: Path) -> str:
     """
     import pgserver
 
-    pgdata = Path(data_dir) / "pgdata"
+    pgdata = (Path(data_dir) / "pgdata").resolve()
     pgdata.mkdir(parents=True, exist_ok=True)
+    _forget_dead_handles(pgdata)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    with _embedded_lock:
+        entry = _embedded.setdefault(pgdata, [server, 0])
+        entry[1] += 1
     _tune_embedded(server.get_uri())
     return server.get_uri()
+
+
+# pgdata -> [server handle, users in this process]
+_embedded: dict[Path, list] = {}
+_embedded_lock = threading.Lock()
+
+
+def release_embedded(data_dir: Path) -> None:
+    """Let go of the embedded server; the last user (in every process) stops it.
+
+    Done on close rather than left to pgserver's atexit hook, which never runs when
+    uvicorn re-raises SIGTERM after a graceful shutdown.
+    """
+    pgdata = (Path(data_dir) / "pgdata").resolve()
+    with _embedded_lock:
+        entry = _embedded.get(pgdata)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] > 0:
+            return
+        del _embedded[pgdata]
+    entry[0]._cleanup()
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    # pgserver counts the processes using a server in .handle_pids.json and stops it when
+    # the last one exits. A process killed with SIGKILL never removes itself, and the
+    # server would then outlive every later user.
+    import psutil
+    from pgserver.postgres_server import PostgresServer
+
+    path = pgdata / ".handle_pids.json"
+    if not path.exists():
+        return
+    with PostgresServer._lock:
+        try:
+            pids = json.loads(path.read_text())
+        except ValueError:
+            return
+        alive = [p for p in pids if psutil.pid_exists(p)]
+        if alive != pids:
+            path.write_text(json.dumps(alive))
 
 
 def _tune_embedded(uri: str) -> None:
@@ -84,9 +133,10 @@ def _configure(conn: psycopg.Connection) -> None:
 class Database:
     """A pool of connections with pgvector registered on each."""
 
-    def __init__(self, url: str, settings: Settings):
+    def __init__(self, url: str, settings: Settings, embedded_dir: Path | None = None):
         self.url = url
         self.settings = settings
+        self.embedded_dir = embedded_dir  # set when this pool uses the embedded server
         self.pool = ConnectionPool(
             url,
             min_size=settings.pool_min_size,
@@ -105,6 +155,9 @@ class Database:
 
     def close(self) -> None:
         self.pool.close()
+        if self.embedded_dir is not None:
+            release_embedded(self.embedded_dir)
+            self.embedded_dir = None
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
@@ -183,8 +236,12 @@ def _require_pgvector(conn: psycopg.Connection) -> None:
 def connect_database(settings: Settings) -> Database:
     """Resolve the server (embedded or URL), apply migrations and open a pool."""
     url = resolve_database_url(settings)
-    migrate(url)
-    db = Database(url, settings)
+    db = Database(url, settings, embedded_dir=None if settings.database_url else settings.data_dir)
+    try:
+        migrate(url)
+    except BaseException:
+        db.close()
+        raise
     db.open()
     return db
 

@@ -20,7 +20,8 @@ request_id_var: ContextVar[str | None] = ContextVar("ctxsearch_request_id", defa
 _REQUEST_ID = re.compile(r"^[\w.:-]{1,128}$")
 
 # LogRecord attributes that are not `extra=` fields.
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message", "asctime", "taskName", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):
@@ -37,24 +38,35 @@ class JsonFormatter(logging.Formatter):
         if rid:
             out["request_id"] = rid
         for k, v in vars(record).items():
-            if k not in _STANDARD and k not in out:
+            if k not in _STANDARD and k not in out and k != "request_id":
                 out[k] = v
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out, default=str)
 
 
+class RequestIdFilter(logging.Filter):
+    """Stamps each record with the request id of the request being served, if any."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = request_id_var.get()
+        return True
+
+
 def configure_logging(level: str, fmt: str = "json") -> None:
     handler = logging.StreamHandler()
+    handler.addFilter(RequestIdFilter())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Our middleware writes the access log (with request ids); uvicorn's would repeat it.
     logging.getLogger("uvicorn.access").disabled = True
+    logging.getLogger("pgserver").setLevel(max(logging.WARNING, root.level))
 
 
 class Metrics:
@@ -140,7 +152,7 @@ class RequestMiddleware:
             principal = scope.get("state", {}).get("principal")
             log.info(
                 "%s %s %s %.1fms", scope["method"], template, status, elapsed * 1000,
-                extra={"method": scope["method"], "route": template, "path": scope["path"], "status": status,
+                extra={"request_id": rid, "method": scope["method"], "route": template, "path": scope["path"], "status": status,
                        "duration_ms": round(elapsed * 1000, 2), "key_id": getattr(principal, "key_id", None)},
             )
             request_id_var.reset(token)

@@ -79,8 +79,8 @@ def batch(n: int) -> dict:
 
 
 @pytest.mark.timeout(420)
-def test_sigkill_mid_stream_loses_nothing_acknowledged_and_stores_nothing_twice(tmp_path):
-    data_dir, log = tmp_path / "data", tmp_path / "serve.log"
+def test_sigkill_mid_stream_loses_nothing_acknowledged_and_stores_nothing_twice(own_data_dir, tmp_path):
+    data_dir, log = own_data_dir, tmp_path / "serve.log"
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {KEY}"}
