@@ -20,15 +20,15 @@ from app.db import DatabaseUnavailable, MissingExtension
 from app.observability import Metrics, RequestMiddleware
 from app.schemas import (
     EventBatch, IngestResponse, ProjectStats, SearchRequest, SearchResponse, SessionPublic, SummaryIn,
-    MAX_ID_CHARS,
+    ID_PATTERN, MAX_ID_CHARS,
 )
 from app.security import Forbidden, SecurityMiddleware, body_project_ids, check_projects, current_principal
 from app.service import NotFound, Service
 
 log = logging.getLogger(__name__)
 
-ProjectId = Annotated[str, Query(min_length=1, max_length=MAX_ID_CHARS)]
-PathId = Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS)]
+ProjectId = Annotated[str, Query(min_length=1, max_length=MAX_ID_CHARS, pattern=ID_PATTERN)]
+PathId = Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS, pattern=ID_PATTERN)]
 
 
 def _field(loc: tuple) -> str:
@@ -44,6 +44,8 @@ def validation_message(errors: list[dict]) -> str:
     msgs = []
     for e in errors[:5]:
         msg = e.get("msg", "invalid").removeprefix("Value error, ")
+        if e.get("type") == "string_pattern_mismatch" and (e.get("ctx") or {}).get("pattern") == ID_PATTERN:
+            msg = "must not contain control characters"
         msgs.append(f"{_field(tuple(e.get('loc', ())))}: {msg}")
     more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
     return "; ".join(msgs) + more
@@ -148,6 +150,12 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     @app.exception_handler(psycopg.OperationalError)
     async def _db_error(request: Request, exc: psycopg.OperationalError):
         return JSONResponse(status_code=503, content={"error": "database unavailable"}, headers={"Retry-After": "5"})
+
+    @app.exception_handler(psycopg.DataError)
+    async def _bad_value(request: Request, exc: psycopg.DataError):
+        # A value PostgreSQL cannot store that validation let through: still the caller's input.
+        detail = (str(exc).strip().splitlines() or ["invalid value"])[0]
+        return JSONResponse(status_code=422, content={"error": f"invalid value: {detail}"})
 
     @app.exception_handler(MissingExtension)
     async def _no_vector(request: Request, exc: MissingExtension):

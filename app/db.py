@@ -160,9 +160,10 @@ class Database:
             self.embedded_dir = None
 
     @contextmanager
-    def connection(self) -> Iterator[psycopg.Connection]:
+    def connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection]:
+        """A pooled connection; DatabaseUnavailable when none comes within timeout (default pool_timeout_s)."""
         try:
-            with self.pool.connection() as conn:
+            with self.pool.connection(timeout=timeout) as conn:
                 yield conn
         except psycopg.OperationalError as exc:
             # A broken connection is discarded by the pool; the next one is fresh.

@@ -51,6 +51,20 @@ def _no_nul(value: str, what: str) -> str:
 Identifier = Field(min_length=1, max_length=MAX_ID_CHARS)
 
 
+def _identifier(v: str | None) -> str | None:
+    if v is None:
+        return v
+    if not v.strip():
+        raise ValueError("must not be blank")
+    if any(ord(c) < 32 for c in v):
+        raise ValueError("must not contain control characters")
+    return v
+
+
+# For ids in paths and query strings (no NUL or other control characters).
+ID_PATTERN = r"^[^\x00-\x1f]+$"
+
+
 def _rfc3339_text(v: Any) -> Any:
     # Pydantic would read a bare number as Unix time; the contract is RFC 3339 text.
     if not isinstance(v, (str, datetime)):
@@ -91,13 +105,7 @@ class EventIn(_Strict):
     @field_validator("id", "project_id", "session_id", "tool")
     @classmethod
     def _ids(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        if not v.strip():
-            raise ValueError("must not be blank")
-        if any(ord(c) < 32 for c in v):
-            raise ValueError("must not contain control characters")
-        return v
+        return _identifier(v)
 
     @field_validator("content")
     @classmethod
@@ -163,6 +171,11 @@ class SearchRequest(_Strict):
     fusion: Fusion = "rrf"
     rrf_k: int | None = Field(default=None, ge=1, le=10_000, strict=True)
     weights: SearchWeights | None = None
+
+    @field_validator("project_id", "session_id")
+    @classmethod
+    def _ids(cls, v: str | None) -> str | None:
+        return _identifier(v)
 
     @field_validator("query")
     @classmethod
@@ -233,6 +246,11 @@ class SessionPublic(BaseModel):
 
 class SummaryIn(_Strict):
     project_id: str = Identifier
+
+    @field_validator("project_id")
+    @classmethod
+    def _ids(cls, v: str) -> str:
+        return _identifier(v)
     summary: str = Field(min_length=1, max_length=MAX_SUMMARY_CHARS)
 
     @field_validator("summary")

@@ -129,7 +129,8 @@ class Service:
     def readiness(self) -> str | None:
         """None when the database answers and every migration is applied, else why not."""
         try:
-            with self.db.connection() as conn:
+            # Short: a probe should hear "not ready" before its own timeout.
+            with self.db.connection(timeout=min(2.0, self.settings.pool_timeout_s)) as conn:
                 missing = pending_migrations(conn=conn)
         except DatabaseUnavailable as exc:
             return str(exc)
@@ -138,7 +139,7 @@ class Service:
     def queue_state(self) -> dict[str, float] | None:
         """Embed-queue depth and freshness lag across all projects; None when the database is down."""
         try:
-            with self.db.connection() as conn:
+            with self.db.connection(timeout=min(2.0, self.settings.pool_timeout_s)) as conn:
                 return queue_depth(conn=conn)
         except DatabaseUnavailable:
             return None

@@ -157,6 +157,13 @@ def test_junk_bytes_are_a_4xx_not_a_traceback(client, raw):
     assert "error" in r.json() and "Traceback" not in r.text
 
 
+@pytest.mark.parametrize("path", ["/v1/sessions/s1?project_id=%00", "/v1/projects/a%00b/stats",
+                                  "/v1/sessions/%01?project_id=p"])
+def test_control_characters_in_ids_are_refused(client, path):
+    r = client.get(path)
+    assert r.status_code == 422 and "must not contain control characters" in r.json()["error"]
+
+
 def test_request_id_is_echoed_or_made(client):
     r = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
     assert r.headers["x-request-id"] == "abc-123"
