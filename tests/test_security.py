@@ -179,3 +179,11 @@ def test_serve_refuses_a_public_address_without_keys(monkeypatch):
     assert r.exit_code == 2 and "api_keys" in r.output and "secret-key-value" not in r.output
     r = runner.invoke(main, ["serve"], env={"CTXSEARCH_API_KEYS": '{"secret-key-value": ['})
     assert r.exit_code == 2 and "api_keys" in r.output and "secret-key-value" not in r.output
+
+
+def test_openapi_documents_every_refusal(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    for path, ops in paths.items():
+        if path.startswith("/v1"):
+            for method, op in ops.items():
+                assert {"401", "403", "413", "422", "429", "503"} <= set(op["responses"]), (method, path)
