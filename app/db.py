@@ -137,6 +137,7 @@ class Database:
         self.url = url
         self.settings = settings
         self.embedded_dir = embedded_dir  # set when this pool uses the embedded server
+        self._down = False
         self.pool = ConnectionPool(
             url,
             min_size=settings.pool_min_size,
@@ -161,18 +162,26 @@ class Database:
 
     @contextmanager
     def connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection]:
-        """A pooled connection; DatabaseUnavailable when none comes within timeout (default pool_timeout_s)."""
+        """A pooled connection; DatabaseUnavailable when none comes within timeout (default
+        pool_timeout_s, or at most 1 s while the database is known to be down, so that callers
+        hear 503 quickly during an outage)."""
+        if timeout is None:
+            timeout = min(1.0, self.settings.pool_timeout_s) if self._down else self.settings.pool_timeout_s
         try:
             with self.pool.connection(timeout=timeout) as conn:
+                self._down = False
                 yield conn
         except psycopg.OperationalError as exc:
             # A broken connection is discarded by the pool; the next one is fresh.
+            self._down = True
             raise DatabaseUnavailable(f"database unavailable: {_first_line(exc)}") from exc
         except Exception as exc:
             from psycopg_pool import PoolTimeout
 
             if isinstance(exc, PoolTimeout):
-                raise DatabaseUnavailable("database unavailable: no connection within the pool timeout") from exc
+                self._down = True
+                raise DatabaseUnavailable(
+                    f"database unavailable: no connection to PostgreSQL within {timeout:g} s") from exc
             raise
 
     def ping(self) -> bool:

@@ -62,8 +62,10 @@ def test_database_outage_gives_503_and_recovers_by_itself(own_server, project):
             ("GET", f"/v1/projects/{project}/stats", {}),
             ("GET", "/v1/sessions/s1", {"params": {"project_id": project}}),
         ):
+            t0 = time.monotonic()
             r = c.request(method, path, **kw)
             assert r.status_code == 503, (path, r.text)
+            assert time.monotonic() - t0 < 3.0  # quick, not a hang
             assert r.json()["error"].startswith("database unavailable") and r.headers["retry-after"]
         r = c.get("/readyz")
         assert r.status_code == 503 and "database unavailable" in r.json()["error"]
