@@ -11,7 +11,7 @@ from datetime import datetime
 
 from app.condense import condense_session, get_session
 from app.config import Settings
-from app.db import Database, connect_database
+from app.db import Database, DatabaseUnavailable, connect_database, pending_migrations
 from app.ingest import ingest_events
 from app.schemas import (
     ArmRanks, ArmScores, EventIn, IngestResponse, KeyEvent, ProjectStats, SearchHit, SearchRequest,
@@ -19,7 +19,7 @@ from app.schemas import (
 )
 from app.search import SearchParams, hit_id, timed_search
 from app.summaries import set_agent_summary
-from app.worker import Worker
+from app.worker import Worker, queue_depth
 from embeddings import Embedder, get_embedder
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,25 @@ class Service:
                             pending=pending)
 
     def ready(self) -> bool:
-        return self.db.ping()
+        return self.readiness() is None
+
+    def readiness(self) -> str | None:
+        """None when the database answers and every migration is applied, else why not."""
+        try:
+            # Short: a probe should hear "not ready" before its own timeout.
+            with self.db.connection(timeout=min(2.0, self.settings.pool_timeout_s)) as conn:
+                missing = pending_migrations(conn=conn)
+        except DatabaseUnavailable as exc:
+            return str(exc)
+        return f"migrations not applied: {', '.join(missing)}" if missing else None
+
+    def queue_state(self) -> dict[str, float] | None:
+        """Embed-queue depth and freshness lag across all projects; None when the database is down."""
+        try:
+            with self.db.connection(timeout=min(2.0, self.settings.pool_timeout_s)) as conn:
+                return queue_depth(conn=conn)
+        except DatabaseUnavailable:
+            return None
 
 
 def parse_time(value: str | None) -> datetime | None:

@@ -4,8 +4,11 @@ works in a project of its own."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 import uuid
+from pathlib import Path
 from typing import Callable
 
 import pytest
@@ -54,6 +57,15 @@ def service(settings) -> Service:
 def client(settings, service) -> TestClient:
     with TestClient(create_app(settings, service=service)) as c:
         yield c
+
+
+@pytest.fixture
+def own_data_dir() -> Path:
+    """A data dir for a PostgreSQL of the test's own, outside pytest's temp root: pytest
+    resets that root to 0700, which locks out the `pgserver` user that runs postgres as root."""
+    path = Path(tempfile.mkdtemp(prefix="ctxsearch-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
