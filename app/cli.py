@@ -13,18 +13,42 @@ from app.config import Settings
 
 
 def _settings(data_dir: Path | None = None, **overrides) -> Settings:
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
     values = {k: v for k, v in overrides.items() if v is not None}
     if data_dir is not None:
         values["data_dir"] = data_dir
-    return Settings(**values)
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        from app.api import validation_message
+
+        # validation_message shows field and reason, never the value (API keys are values).
+        _fail(f"invalid settings: {validation_message(exc.errors())}")
+    except SettingsError as exc:
+        _fail(f"invalid settings: {exc} (not valid JSON?)")
 
 
 def _fail(message: str) -> None:
     raise click.UsageError(message)
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _logging(settings: Settings) -> None:
+    from app.observability import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 data_dir_option = click.option(
@@ -39,21 +63,55 @@ def main() -> None:
     """ctxsearch: context search for coding agents."""
 
 
+def _check_database(settings: Settings) -> None:
+    """Fail with a clear message (exit 2) when the database cannot serve ctxsearch."""
+    import psycopg
+
+    from app.db import MissingExtension, migrate as run_migrations, safe_url
+
+    if not settings.database_url:
+        return  # the embedded server always has pgvector; the app starts it
+    try:
+        run_migrations(settings.database_url)
+    except MissingExtension as exc:
+        _fail(str(exc))
+    except psycopg.OperationalError as exc:
+        _fail(f"cannot reach the database at {safe_url(settings.database_url)}: {str(exc).strip().splitlines()[0]}")
+
+
 @main.command()
 @click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port to bind (default 8080).")
 @data_dir_option
 @click.option("--no-worker", is_flag=True, help="Do not run the embed worker in this process.")
-def serve(host: str | None, port: int | None, data_dir: Path | None, no_worker: bool) -> None:
+@click.option("--allow-unauthenticated", is_flag=True, default=None,
+              help="Bind a non-loopback address with no API keys set (CTXSEARCH_ALLOW_UNAUTHENTICATED).")
+def serve(host: str | None, port: int | None, data_dir: Path | None, no_worker: bool,
+          allow_unauthenticated: bool | None) -> None:
     """Run the HTTP API (and an embed worker). With no CTXSEARCH_DATABASE_URL an embedded
-    PostgreSQL with pgvector is started in the data dir."""
+    PostgreSQL with pgvector is started in the data dir. With CTXSEARCH_API_KEYS set every
+    /v1 and /mcp request needs a key; without, only a loopback address may be bound."""
     import uvicorn
 
     from app.api import create_app
 
-    settings = _settings(data_dir, host=host, port=port, run_worker=False if no_worker else None)
-    _logging(settings.log_level)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+    settings = _settings(data_dir, host=host, port=port, run_worker=False if no_worker else None,
+                         allow_unauthenticated=allow_unauthenticated)
+    if settings.api_keys:
+        auth = f"{len(settings.api_keys)} API keys; every /v1 and /mcp request needs one"
+    elif _is_loopback(settings.host):
+        auth = "no API keys (CTXSEARCH_API_KEYS unset): open to local callers only"
+    elif settings.allow_unauthenticated:
+        auth = f"no API keys and --allow-unauthenticated: anyone who can reach {settings.host} may use every project"
+    else:
+        _fail(f"refusing to bind {settings.host} with no API keys: set CTXSEARCH_API_KEYS, bind 127.0.0.1, "
+              "or pass --allow-unauthenticated")
+    _logging(settings)
+    _check_database(settings)
+    click.echo(f"ctxsearch serving on http://{settings.host}:{settings.port} "
+               f"(worker {'on' if settings.run_worker else 'off'}); auth: {auth}", err=True)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
+                log_config=None, access_log=False)
 
 
 @main.command()
@@ -70,7 +128,7 @@ def mcp(data_dir: Path | None, no_worker: bool) -> None:
     import signal
 
     settings = _settings(data_dir, run_worker=False if no_worker else None)
-    _logging(settings.log_level)  # to stderr: stdout carries the protocol
+    _logging(settings)  # to stderr: stdout carries the protocol
 
     def stop(*_: object) -> None:
         # A client that stops the server with SIGTERM: tell the shared embedded PostgreSQL
@@ -96,7 +154,7 @@ def worker(data_dir: Path | None) -> None:
     from app.service import Service
 
     settings = _settings(data_dir)
-    _logging(settings.log_level)
+    _logging(settings)
     svc = Service.start(settings, run_worker=True)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

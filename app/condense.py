@@ -250,16 +250,22 @@ def condense_session(*, conn: psycopg.Connection, project_id: str, session_id: s
 
 def condense_dirty(*, conn: psycopg.Connection, n_key_events: int = 10, summary_max_chars: int = 1500,
                    batch: int = 20, settle_s: float = 0.3) -> int:
-    """Condense sessions changed since their last condense; several workers may share the queue."""
+    """Condense sessions changed since their last condense; several workers may share the queue.
+
+    One transaction per session, so that ingest into a session waits at most for its own condense.
+    """
     done = 0
-    with conn.transaction():
-        rows = conn.execute(
-            "SELECT project_id, session_id FROM sessions WHERE dirty AND updated_at < now() - make_interval(secs => %s)"
-            " ORDER BY updated_at LIMIT %s FOR UPDATE SKIP LOCKED",
-            (settle_s, batch),
-        ).fetchall()
-        for project_id, session_id in rows:
-            condense_session(conn=conn, project_id=project_id, session_id=session_id,
+    for _ in range(batch):
+        with conn.transaction():
+            row = conn.execute(
+                "SELECT project_id, session_id FROM sessions"
+                " WHERE dirty AND updated_at < now() - make_interval(secs => %s)"
+                " ORDER BY updated_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+                (settle_s,),
+            ).fetchone()
+            if row is None:
+                break
+            condense_session(conn=conn, project_id=row[0], session_id=row[1],
                              n_key_events=n_key_events, summary_max_chars=summary_max_chars)
             done += 1
     return done

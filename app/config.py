@@ -7,12 +7,29 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CTXSEARCH_", env_file=".env", extra="ignore")
+_CONFIG = SettingsConfigDict(env_prefix="CTXSEARCH_", env_file=".env", extra="ignore")
+
+
+class Limits(BaseSettings):
+    """Request bounds; each refusal names its setting. The request schemas read them once
+    at import (so they appear in the OpenAPI document): set them in the environment."""
+
+    model_config = _CONFIG
+
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    max_batch_events: int = Field(default=1000, ge=1)
+    max_content_chars: int = Field(default=100_000, ge=1)
+    max_payload_bytes: int = Field(default=64 * 1024, ge=1)
+    max_query_chars: int = Field(default=2000, ge=1)
+    max_limit: int = Field(default=100, ge=1)
+
+
+class Settings(Limits):
+    model_config = _CONFIG
 
     # Storage. With no database_url an embedded PostgreSQL (pgserver) runs in data_dir.
     database_url: str | None = None
@@ -24,6 +41,14 @@ class Settings(BaseSettings):
     # HTTP
     host: str = "127.0.0.1"
     port: int = 8080
+    # API keys: {"<key>": ["project", ...]} or {"<key>": ["*"]} for every project. With
+    # none set, `serve` binds only to loopback unless allow_unauthenticated is true.
+    api_keys: dict[str, list[str]] = Field(default_factory=dict, repr=False)
+    allow_unauthenticated: bool = False
+    # Per-key token bucket (in process: each API instance limits on its own). 0 turns it off.
+    rate_limit_per_s: float = Field(default=100.0, ge=0)
+    rate_limit_burst: int = Field(default=200, ge=1)
+
 
     # Condense
     key_events: int = Field(default=10, ge=1, le=100)
@@ -55,6 +80,18 @@ class Settings(BaseSettings):
     cursor_secret: str = "ctxsearch-cursor"
 
     log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for key, projects in v.items():
+            if not key.strip():
+                raise ValueError("an API key must not be blank")
+            if not projects or any(not p for p in projects):
+                # Never echo the key itself.
+                raise ValueError("each API key needs a non-empty list of projects (or [\"*\"])")
+        return v
 
     @property
     def pgdata(self) -> Path:

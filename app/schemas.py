@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 from enum import Enum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
-# Bounds on what one request may carry. Each refusal names the bound.
-MAX_BATCH_EVENTS = 1000
+from app.config import Limits
+
+# Bounds on what one request may carry. Each refusal names the bound; the tunable
+# ones come from the settings (CTXSEARCH_MAX_*), read once at import.
+_limits = Limits()
+MAX_BATCH_EVENTS = _limits.max_batch_events
 MAX_ID_CHARS = 256
-MAX_CONTENT_CHARS = 100_000
-MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_CONTENT_CHARS = _limits.max_content_chars
+MAX_PAYLOAD_BYTES = _limits.max_payload_bytes
 MAX_FILES = 200
 MAX_PATH_CHARS = 1024
-MAX_QUERY_CHARS = 2000
-MAX_LIMIT = 100
+MAX_QUERY_CHARS = _limits.max_query_chars
+MAX_LIMIT = _limits.max_limit
 MAX_SUMMARY_CHARS = 20_000
 MAX_TOKENS = 100_000
 MAX_CURSOR_CHARS = 16_000
@@ -48,6 +53,38 @@ def _no_nul(value: str, what: str) -> str:
 Identifier = Field(min_length=1, max_length=MAX_ID_CHARS)
 
 
+def _identifier(v: str | None) -> str | None:
+    if v is None:
+        return v
+    if not v.strip():
+        raise ValueError("must not be blank")
+    if any(ord(c) < 32 for c in v):
+        raise ValueError("must not contain control characters")
+    return v
+
+
+# For ids in paths and query strings (no NUL or other control characters).
+ID_PATTERN = r"^[^\x00-\x1f]+$"
+
+
+def _rfc3339_text(v: Any) -> Any:
+    # Pydantic would read a bare number as Unix time; the contract is RFC 3339 text.
+    if not isinstance(v, (str, datetime)):
+        raise PydanticCustomError("rfc3339", "must be an RFC 3339 string, e.g. 2026-11-22T10:00:00Z")
+    return v
+
+
+def _utc_representable(v: datetime) -> datetime:
+    try:
+        v.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        raise PydanticCustomError("rfc3339", "is out of range once converted to UTC") from None
+    return v
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_utc_representable)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
@@ -59,24 +96,18 @@ class EventIn(_Strict):
                            description="The client's id; retries with the same id are stored once per project.")
     project_id: str = Identifier
     session_id: str = Identifier
-    timestamp: AwareDatetime = Field(description="RFC 3339 with a UTC offset, e.g. 2026-11-22T10:00:00Z")
+    timestamp: Timestamp = Field(description="RFC 3339 with a UTC offset, e.g. 2026-11-22T10:00:00Z")
     type: EventType
     content: str = Field(default="", max_length=MAX_CONTENT_CHARS)
     tool: str | None = Field(default=None, max_length=200)
     files: list[str] = Field(default_factory=list, max_length=MAX_FILES)
-    tokens: int | None = Field(default=None, ge=0, le=100_000_000)
+    tokens: int | None = Field(default=None, ge=0, le=100_000_000, strict=True)
     payload: dict[str, Any] | None = None
 
     @field_validator("id", "project_id", "session_id", "tool")
     @classmethod
     def _ids(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        if not v.strip():
-            raise ValueError("must not be blank")
-        if any(ord(c) < 32 for c in v):
-            raise ValueError("must not contain control characters")
-        return v
+        return _identifier(v)
 
     @field_validator("content")
     @classmethod
@@ -95,8 +126,11 @@ class EventIn(_Strict):
     @field_validator("payload")
     @classmethod
     def _payload(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
-        if v is not None and len(json.dumps(v, separators=(",", ":"))) > MAX_PAYLOAD_BYTES:
-            raise ValueError(f"payload is larger than {MAX_PAYLOAD_BYTES} bytes as JSON")
+        if v is not None and len(json.dumps(v, separators=(",", ":")).encode()) > MAX_PAYLOAD_BYTES:
+            raise PydanticCustomError(
+                "too_large", "payload is larger than {limit} bytes as JSON (max_payload_bytes)",
+                {"limit": MAX_PAYLOAD_BYTES},
+            )
         return v
 
 
@@ -120,8 +154,8 @@ class ArmScores(BaseModel):
 
 
 class SearchWeights(_Strict):
-    vector: float = Field(default=1.0, ge=0, le=100)
-    text: float = Field(default=1.0, ge=0, le=100)
+    vector: float = Field(default=1.0, ge=0, le=100, strict=True)
+    text: float = Field(default=1.0, ge=0, le=100, strict=True)
 
 
 class SearchRequest(_Strict):
@@ -130,14 +164,14 @@ class SearchRequest(_Strict):
     session_id: str | None = Field(default=None, min_length=1, max_length=MAX_ID_CHARS)
     types: list[EventType] | None = Field(default=None, max_length=len(EventType) + 1)
     files: list[str] | None = Field(default=None, max_length=MAX_FILES)
-    since: AwareDatetime | None = None
-    until: AwareDatetime | None = None
+    since: Timestamp | None = None
+    until: Timestamp | None = None
     kinds: list[DocKind] | None = Field(default=None, max_length=2)
-    limit: int = Field(default=10, ge=1, le=MAX_LIMIT)
+    limit: int = Field(default=10, ge=1, le=MAX_LIMIT, strict=True)
     mode: SearchMode = "hybrid"
-    explain: bool = False
+    explain: bool = Field(default=False, strict=True)
     fusion: Fusion = "rrf"
-    rrf_k: int | None = Field(default=None, ge=1, le=10_000)
+    rrf_k: int | None = Field(default=None, ge=1, le=10_000, strict=True)
     weights: SearchWeights | None = None
     max_tokens: int | None = Field(
         default=None, ge=1, le=MAX_TOKENS,
@@ -146,6 +180,11 @@ class SearchRequest(_Strict):
     cursor: str | None = Field(
         default=None, min_length=1, max_length=MAX_CURSOR_CHARS,
         description="`next_cursor` of the previous page; repeat the same query and filters with it.")
+
+    @field_validator("project_id", "session_id")
+    @classmethod
+    def _ids(cls, v: str | None) -> str | None:
+        return _identifier(v)
 
     @field_validator("query")
     @classmethod
@@ -218,6 +257,11 @@ class SessionPublic(BaseModel):
 
 class SummaryIn(_Strict):
     project_id: str = Identifier
+
+    @field_validator("project_id")
+    @classmethod
+    def _ids(cls, v: str) -> str:
+        return _identifier(v)
     summary: str = Field(min_length=1, max_length=MAX_SUMMARY_CHARS)
 
     @field_validator("summary")

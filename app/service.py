@@ -13,7 +13,7 @@ from functools import cached_property
 
 from app.condense import condense_session, get_session
 from app.config import Settings
-from app.db import Database, connect_database
+from app.db import Database, DatabaseUnavailable, connect_database, pending_migrations
 from app.ingest import ingest_events
 from app.schemas import (
     ArmRanks, ArmScores, EventIn, IngestResponse, KeyEvent, ProjectStats, SearchHit, SearchRequest,
@@ -24,7 +24,7 @@ from app.paging import (
 )
 from app.search import SearchParams, hit_id, timed_search
 from app.summaries import set_agent_summary
-from app.worker import Worker
+from app.worker import Worker, queue_depth
 from embeddings import Embedder, get_embedder
 
 log = logging.getLogger(__name__)
@@ -35,18 +35,22 @@ class NotFound(LookupError):
 
 
 class Service:
-    def __init__(self, settings: Settings, db: Database, embedder: Embedder):
+    def __init__(self, settings: Settings, db: Database, embedder: Embedder,
+                 worker_embedder: Embedder | None = None):
         self.settings = settings
         self.db = db
         self.embedder = embedder
-        self.worker = Worker(db, embedder, settings)
+        self.worker = Worker(db, worker_embedder or embedder, settings)
 
     @classmethod
     def start(cls, settings: Settings, *, run_worker: bool | None = None) -> "Service":
         db = connect_database(settings)
         embedder = get_embedder(settings.embed_backend, settings.embed_threads)
-        svc = cls(settings, db, embedder)
-        if settings.run_worker if run_worker is None else run_worker:
+        run_worker = settings.run_worker if run_worker is None else run_worker
+        # The worker gets a model of its own: a query must never wait behind a document batch.
+        worker_embedder = Embedder(settings.embed_backend, settings.embed_threads) if run_worker else None
+        svc = cls(settings, db, embedder, worker_embedder)
+        if run_worker:
             svc.worker.start()
         return svc
 
@@ -170,7 +174,25 @@ class Service:
             time.sleep(0.05)
 
     def ready(self) -> bool:
-        return self.db.ping()
+        return self.readiness() is None
+
+    def readiness(self) -> str | None:
+        """None when the database answers and every migration is applied, else why not."""
+        try:
+            # Short: a probe should hear "not ready" before its own timeout.
+            with self.db.connection(timeout=min(2.0, self.settings.pool_timeout_s)) as conn:
+                missing = pending_migrations(conn=conn)
+        except DatabaseUnavailable as exc:
+            return str(exc)
+        return f"migrations not applied: {', '.join(missing)}" if missing else None
+
+    def queue_state(self) -> dict[str, float] | None:
+        """Embed-queue depth and freshness lag across all projects; None when the database is down."""
+        try:
+            with self.db.connection(timeout=min(2.0, self.settings.pool_timeout_s)) as conn:
+                return queue_depth(conn=conn)
+        except DatabaseUnavailable:
+            return None
 
 
 def parse_time(value: str | None) -> datetime | None:

@@ -58,6 +58,21 @@ def embed_pending(*, conn: psycopg.Connection, embedder: Embedder, batch_size: i
     return len(rows)
 
 
+def queue_depth(*, conn: psycopg.Connection) -> dict[str, float]:
+    """The work not yet done across all projects: pending documents, dirty sessions, and
+    how long the oldest of them has waited (events by arrival, sessions by last change)."""
+    pending, dirty, lag = conn.execute(
+        "SELECT (SELECT count(*) FROM documents WHERE embedding IS NULL),"
+        " (SELECT count(*) FROM sessions WHERE dirty),"
+        " coalesce(extract(epoch FROM now() - least("
+        "   (SELECT min(e.received_at) FROM documents d JOIN events e"
+        "      ON e.project_id = d.project_id AND e.event_id = d.event_id"
+        "    WHERE d.embedding IS NULL AND d.kind = 'event'),"
+        "   (SELECT min(updated_at) FROM sessions WHERE dirty))), 0)"
+    ).fetchone()
+    return {"pending_documents": pending, "dirty_sessions": dirty, "freshness_lag_seconds": max(0.0, float(lag))}
+
+
 @dataclass
 class TierState:
     generation: int

@@ -95,6 +95,15 @@ def live_url(settings, service) -> str:
 
 
 @pytest.fixture
+def own_data_dir() -> Path:
+    """A data dir for a PostgreSQL of the test's own, outside pytest's temp root: pytest
+    resets that root to 0700, which locks out the `pgserver` user that runs postgres as root."""
+    path = Path(tempfile.mkdtemp(prefix="ctxsearch-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
 def project() -> str:
     return f"test-{uuid.uuid4().hex[:12]}"
 

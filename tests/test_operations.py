@@ -39,7 +39,9 @@ def test_database_down_gives_503_not_a_traceback(service):
             assert "database unavailable" in r.json()["error"]
             r = c.post("/v1/search", json={"query": "x", "project_id": "p"})
             assert r.status_code == 503
-            assert c.get("/healthz").status_code == 503
+            assert c.get("/healthz").status_code == 200  # liveness: the process is up
+            r = c.get("/readyz")
+            assert r.status_code == 503 and "database unavailable" in r.json()["error"]
     finally:
         db.close()
 

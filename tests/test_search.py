@@ -208,3 +208,15 @@ def test_bad_search_is_refused_naming_the_field(client, body, field):
 def test_stopword_only_query_still_answers(search, corpus_project):
     hits = search(corpus_project, "the of and")
     assert all(h["ranks"]["text"] is None for h in hits)
+
+
+def test_ivfflat_warm_tier_answers_like_an_exact_scan(service, search, corpus_project):
+    exact = {m: [h["id"] for h in search(corpus_project, "credentials and connection errors", mode=m, limit=8)]
+             for m in ("vector", "hybrid")}
+    with service.db.connection() as conn:
+        assert conn.execute("SHOW ivfflat.probes").fetchone()[0] == str(service.settings.ivfflat_probes)
+        conn.execute("SELECT * FROM ctxsearch_rebuild_warm('ivfflat', 1)")
+        kind, lists = conn.execute("SELECT index_kind, index_lists FROM tier_state").fetchone()
+    assert kind == "ivfflat" and lists >= 10
+    for mode, ids in exact.items():
+        assert [h["id"] for h in search(corpus_project, "credentials and connection errors", mode=mode, limit=8)] == ids
