@@ -13,13 +13,14 @@ import time
 from contextlib import contextmanager
 from typing import Annotated, Callable, Iterator
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import AwareDatetime, Field, ValidationError
 
 from app.config import Settings
 from app.db import DatabaseUnavailable
 from app.paging import InvalidCursor
+from app.security import Forbidden, Principal, check_project, current_principal
 from app.schemas import (
     MAX_BATCH_EVENTS, MAX_LIMIT, MAX_TOKENS, EventBatch, EventIn, EventType, IngestResponse, SearchRequest,
     SearchResponse, SessionPublic,
@@ -55,7 +56,7 @@ def _tool_errors() -> Iterator[None]:
         yield
     except ValidationError as exc:
         raise ToolError(_message(exc)) from None
-    except (InvalidCursor, NotFound) as exc:
+    except (InvalidCursor, NotFound, Forbidden) as exc:
         raise ToolError(str(exc)) from None
     except DatabaseUnavailable as exc:
         raise ToolError(f"{exc}; try again shortly") from None
@@ -71,6 +72,17 @@ def _logging_left_alone() -> Iterator[None]:
         yield
     finally:
         root.removeHandler(guard)
+
+
+def _allow(ctx: Context, project_ids: set[str]) -> None:
+    """Refuse projects the caller's API key may not use (HTTP). The key was checked by the
+    security middleware, which left its principal on the HTTP request that carried this call;
+    over stdio there is no key and every project is allowed."""
+    request = getattr(ctx.request_context, "request", None)
+    scope = getattr(request, "scope", None) or {}
+    principal: Principal | None = scope.get("state", {}).get("principal") or current_principal.get()
+    for project_id in sorted(project_ids):
+        check_project(project_id, principal)
 
 
 def build_server(get_service: Callable[[], Service]) -> MCPServer:
@@ -95,6 +107,7 @@ def build_server(get_service: Callable[[], Service]) -> MCPServer:
                                                 "snippets are cut and hits dropped to fit.")] = None,
         cursor: Annotated[str | None, Field(description="next_cursor from a previous call with the same query and "
                                                        "filters, for the next page.")] = None,
+        ctx: Context | None = None,
     ) -> SearchResponse:
         """Search a project's past coding sessions (events and session summaries) by meaning and by exact words.
 
@@ -105,6 +118,7 @@ def build_server(get_service: Callable[[], Service]) -> MCPServer:
         cursor=next_cursor. `truncated: true` means max_tokens cut a snippet or left hits for later.
         """
         with _tool_errors():
+            _allow(ctx, {project_id})
             req = SearchRequest(query=query, project_id=project_id, session_id=session_id, types=types,
                                 files=files, since=since, until=until, limit=limit, max_tokens=max_tokens,
                                 cursor=cursor)
@@ -114,6 +128,7 @@ def build_server(get_service: Callable[[], Service]) -> MCPServer:
     def get_session(
         project_id: Annotated[str, Field(description="The project the session belongs to.")],
         session_id: Annotated[str, Field(description="The session, e.g. a session_id from search_context.")],
+        ctx: Context | None = None,
     ) -> SessionPublic:
         """Get one session's summary, metrics (tool calls, files touched, decisions, error rate,
         tokens) and its key events.
@@ -122,6 +137,7 @@ def build_server(get_service: Callable[[], Service]) -> MCPServer:
         Fails with a clear message if the project has no such session.
         """
         with _tool_errors():
+            _allow(ctx, {project_id})
             return get_service().session(project_id, session_id)
 
     @server.tool(title="Record session events")
@@ -132,6 +148,7 @@ def build_server(get_service: Callable[[], Service]) -> MCPServer:
             "put the text in content and touched paths in files. Give each an id so retries are stored once."))],
         wait: Annotated[bool, Field(description="Wait (up to 10 s) until the events are searchable by meaning; "
                                                "they are searchable by exact words at once.")] = True,
+        ctx: Context | None = None,
     ) -> RecordResult:
         """Save events of the current session (decisions, errors and their fixes, edits, test runs,
         commits, notes) so that later sessions can find them with search_context.
@@ -140,6 +157,7 @@ def build_server(get_service: Callable[[], Service]) -> MCPServer:
         """
         with _tool_errors():
             batch = EventBatch(events=events)
+            _allow(ctx, {e.project_id for e in batch.events})
             svc = get_service()
             result = svc.ingest(batch.events)
             indexed = True

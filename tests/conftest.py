@@ -9,8 +9,9 @@ import shutil
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -69,9 +70,9 @@ def client(settings, service) -> TestClient:
         yield c
 
 
-@pytest.fixture(scope="session")
-def live_url(settings, service) -> str:
-    """The app served by a real uvicorn on 127.0.0.1 in a thread (HTTP clients, MCP over HTTP)."""
+@contextmanager
+def serving(app) -> Iterator[str]:
+    """Serve an app with a real uvicorn on 127.0.0.1 in a thread; yields its base URL."""
     import socket
     import threading
 
@@ -80,8 +81,7 @@ def live_url(settings, service) -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, service=service), host="127.0.0.1", port=port,
-                                          log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, name="live-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -89,9 +89,18 @@ def live_url(settings, service) -> str:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the live server did not start")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def live_url(settings, service) -> str:
+    """The app served by a real uvicorn (HTTP clients, MCP over HTTP)."""
+    with serving(create_app(settings, service=service)) as url:
+        yield url
 
 
 @pytest.fixture

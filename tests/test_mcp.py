@@ -13,8 +13,10 @@ import httpx
 import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
 
-from tests.conftest import event
+from app.api import create_app
+from tests.conftest import event, serving
 
 REPO = Path(__file__).resolve().parent.parent
 TOOLS = {"search_context", "get_session", "record_events"}
@@ -75,6 +77,36 @@ def test_streamable_http_at_mcp(live_url, project, mode):
             await _exercise(client, project)
 
     asyncio.run(run())
+
+
+def test_api_keys_limit_the_projects_tools_may_use(settings, service, project):
+    """With CTXSEARCH_API_KEYS set, /mcp needs a key, and each tool only reaches the key's projects."""
+    import httpx2
+
+    key = "mcp-key-0123456789abcdef"
+    keyed = settings.model_copy(update={"api_keys": {key: [project]}})
+
+    async def run(url: str) -> None:
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx2.AsyncClient(headers=headers, timeout=60) as http:
+            async with Client(streamable_http_client(f"{url}/mcp", http_client=http)) as client:
+                ok = await client.call_tool("record_events", {"events": [event(project, "k", 1, "note", "keyed note")]})
+                assert not ok.is_error, ok.content
+                found = await client.call_tool("search_context", {"query": "keyed note", "project_id": project})
+                assert found.structured_content["results"][0]["id"] == "k-1"
+                for name, args in [
+                    ("search_context", {"query": "x", "project_id": "other-project"}),
+                    ("get_session", {"project_id": "other-project", "session_id": "k"}),
+                    ("record_events", {"events": [event("other-project", "k", 1, "note", "x")]}),
+                ]:
+                    refused = await client.call_tool(name, args)
+                    assert refused.is_error and "may not use project 'other-project'" in refused.content[0].text
+        r = httpx.post(f"{url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                       headers={"Accept": "application/json, text/event-stream"})
+        assert r.status_code == 401
+
+    with serving(create_app(keyed, service=service)) as url:
+        asyncio.run(run(url))
 
 
 def test_stdio_beside_a_running_server(settings, live_url, project):
