@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
@@ -22,6 +22,8 @@ from app.schemas import (
     EventBatch, IngestResponse, ProjectStats, SearchRequest, SearchResponse, SessionPublic, SummaryIn,
     ID_PATTERN, MAX_ID_CHARS,
 )
+from app.mcp_server import build_server
+from app.paging import InvalidCursor
 from app.security import Forbidden, SecurityMiddleware, body_project_ids, check_projects, current_principal
 from app.service import NotFound, Service
 
@@ -49,6 +51,14 @@ def validation_message(errors: list[dict]) -> str:
         msgs.append(f"{_field(tuple(e.get('loc', ())))}: {msg}")
     more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
     return "; ".join(msgs) + more
+
+
+def _query_loc(loc: tuple) -> tuple:
+    # GET /v1/search names the query `q`; errors name the parameter the caller sent.
+    loc = tuple(loc)
+    if not loc:  # the one check across fields: the time window
+        return ("query", "since")
+    return ("query", "q", *loc[1:]) if loc[:1] == ("query",) else ("query", *loc)
 
 
 # Too much data (a batch, an event's content or payload, a summary) is answered 413 like an
@@ -99,6 +109,11 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     """Build the app. With a service given (tests, embedding), the caller owns its lifecycle."""
     settings = settings or get_settings()
 
+    # MCP over streamable HTTP at exactly /mcp: the SDK's route, served by this app, with
+    # its session manager running inside this app's lifespan.
+    mcp = build_server(lambda: app.state.service)
+    mcp_routes = mcp.streamable_http_app(streamable_http_path="/mcp", host=settings.host).routes
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         owned = service is None
@@ -107,7 +122,8 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         if not settings.api_keys:
             log.warning("no API keys configured (CTXSEARCH_API_KEYS): every caller may use every project")
         try:
-            yield
+            async with mcp.session_manager.run():
+                yield
         finally:
             if owned:
                 await run_in_threadpool(svc.close)
@@ -161,12 +177,18 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     async def _no_vector(request: Request, exc: MissingExtension):
         return JSONResponse(status_code=503, content={"error": str(exc)})
 
+    @app.exception_handler(InvalidCursor)
+    async def _bad_cursor(request: Request, exc: InvalidCursor):
+        return JSONResponse(status_code=400, content={"error": str(exc)})
+
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound):
         return JSONResponse(status_code=404, content={"error": str(exc)})
 
     def svc(request: Request) -> Service:
         return request.app.state.service
+
+    app.router.routes.extend(mcp_routes)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict:
@@ -201,6 +223,35 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     @v1.post("/search", response_model=SearchResponse, response_model_exclude_none=False, tags=["search"])
     def post_search(req: SearchRequest, request: Request) -> SearchResponse:
         """Hybrid (vector + full text) search within one project."""
+        resp = svc(request).search(req)
+        metrics.search.labels(req.mode).observe(resp.took_ms / 1000)
+        return resp
+
+    @v1.get("/search", response_model=SearchResponse, tags=["search"])
+    def get_search(
+        request: Request,
+        q: Annotated[str, Query(description="The query.")],
+        project_id: ProjectId,
+        session_id: str | None = None,
+        types: Annotated[list[str] | None, Query(description="Repeatable: `types=error&types=decision`.")] = None,
+        files: Annotated[list[str] | None, Query(description="Repeatable.")] = None,
+        kinds: Annotated[list[str] | None, Query(description="Repeatable: `summary`, `event`.")] = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int = 10,
+        mode: str = "hybrid",
+        max_tokens: int | None = None,
+        cursor: str | None = None,
+        explain: bool = False,
+    ) -> SearchResponse:
+        """`POST /v1/search` as a GET, for editor plugins: `?q=...&project_id=...` plus the same filters."""
+        fields = {"query": q, "project_id": project_id, "session_id": session_id, "types": types, "files": files,
+                  "kinds": kinds, "since": since, "until": until, "limit": limit, "mode": mode,
+                  "max_tokens": max_tokens, "cursor": cursor, "explain": explain}
+        try:
+            req = SearchRequest.model_validate({k: v for k, v in fields.items() if v is not None})
+        except ValidationError as exc:
+            raise RequestValidationError([{**e, "loc": _query_loc(e["loc"])} for e in exc.errors()]) from None
         resp = svc(request).search(req)
         metrics.search.labels(req.mode).observe(resp.took_ms / 1000)
         return resp

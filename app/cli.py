@@ -116,6 +116,36 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, no_worker: 
 
 @main.command()
 @data_dir_option
+@click.option("--no-worker", is_flag=True, help="Do not run the embed worker in this process.")
+def mcp(data_dir: Path | None, no_worker: bool) -> None:
+    """Serve the MCP tools (search_context, get_session, record_events) over stdio, with the
+    same settings as `serve`. Beside a running `serve` on the same data dir, both share
+    one embedded PostgreSQL."""
+    from app.mcp_server import run_stdio
+
+    import atexit
+    import os
+    import signal
+
+    settings = _settings(data_dir, run_worker=False if no_worker else None)
+    _logging(settings)  # to stderr: stdout carries the protocol
+
+    def stop(*_: object) -> None:
+        # A client that stops the server with SIGTERM: tell the shared embedded PostgreSQL
+        # that this process is done with it (atexit), then leave at once rather than wait
+        # for a thread blocked reading stdin.
+        atexit._run_exitfuncs()
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        run_stdio(settings)
+    except Exception as exc:  # startup: say what failed, on stderr, without a traceback
+        raise click.ClickException(f"cannot start the MCP server: {exc}") from None
+
+
+@main.command()
+@data_dir_option
 def worker(data_dir: Path | None) -> None:
     """Run an embed worker on its own (condense, embed, rebuild the warm tier)."""
     import signal
@@ -198,14 +228,17 @@ def ingest(file: Path, data_dir: Path | None, batch_size: int, wait: bool, as_js
 @click.option("--limit", type=int, default=10, show_default=True)
 @click.option("--mode", type=click.Choice(["hybrid", "vector", "text"]), default="hybrid", show_default=True)
 @click.option("--explain", is_flag=True, help="Show each arm's rank and score.")
+@click.option("--max-tokens", type=int, default=None, help="Token budget for the results.")
+@click.option("--cursor", default=None, help="Continue from the cursor a previous page printed.")
 @data_dir_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit.")
 def search(query: str, project_id: str, session_id, types, files, kinds, since, until, limit, mode, explain,
-           data_dir, as_json) -> None:
+           max_tokens, cursor, data_dir, as_json) -> None:
     """Search a project's context."""
     from pydantic import ValidationError
 
     from app.api import validation_message
+    from app.paging import InvalidCursor
     from app.schemas import SearchRequest
     from app.service import Service
 
@@ -213,15 +246,20 @@ def search(query: str, project_id: str, session_id, types, files, kinds, since, 
         req = SearchRequest(
             query=query, project_id=project_id, session_id=session_id, types=list(types) or None,
             files=list(files) or None, kinds=list(kinds) or None, since=since, until=until, limit=limit,
-            mode=mode, explain=explain,
+            mode=mode, explain=explain, max_tokens=max_tokens, cursor=cursor,
         )
     except ValidationError as exc:
         _fail(validation_message(exc.errors()))
     svc = Service.start(_settings(data_dir), run_worker=False)
     try:
         resp = svc.search(req)
+    except InvalidCursor as exc:
+        _fail(str(exc))
     finally:
         svc.close()
+    if resp.next_cursor:
+        click.echo(f"next page: --cursor {resp.next_cursor}" + (" (cut to the token budget)" if resp.truncated else ""),
+                   err=True)
     if as_json:
         for hit in resp.results:
             click.echo(hit.model_dump_json())

@@ -75,6 +75,9 @@ class Settings(Limits):
     overfetch: int = Field(default=5, ge=1, le=50)  # each arm fetches limit * overfetch
     min_candidates: int = 50
     text_config: str = "english"
+    # Signs search cursors. They grant nothing the query itself does not, so the default
+    # only catches altered cursors; set a secret to make them unforgeable.
+    cursor_secret: str = "ctxsearch-cursor"
 
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"

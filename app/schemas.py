@@ -24,6 +24,8 @@ MAX_PATH_CHARS = 1024
 MAX_QUERY_CHARS = _limits.max_query_chars
 MAX_LIMIT = _limits.max_limit
 MAX_SUMMARY_CHARS = 20_000
+MAX_TOKENS = 100_000
+MAX_CURSOR_CHARS = 16_000
 
 
 class EventType(str, Enum):
@@ -171,6 +173,13 @@ class SearchRequest(_Strict):
     fusion: Fusion = "rrf"
     rrf_k: int | None = Field(default=None, ge=1, le=10_000, strict=True)
     weights: SearchWeights | None = None
+    max_tokens: int | None = Field(
+        default=None, ge=1, le=MAX_TOKENS,
+        description="Token budget for the results: snippets are cut and hits dropped to fit; "
+                    "`truncated` says so and `next_cursor` continues with the rest.")
+    cursor: str | None = Field(
+        default=None, min_length=1, max_length=MAX_CURSOR_CHARS,
+        description="`next_cursor` of the previous page; repeat the same query and filters with it.")
 
     @field_validator("project_id", "session_id")
     @classmethod
@@ -219,6 +228,8 @@ class SearchResponse(BaseModel):
     results: list[SearchHit]
     mode: SearchMode
     took_ms: float
+    truncated: bool = Field(default=False, description="True when max_tokens cut a snippet or left hits out.")
+    next_cursor: str | None = Field(default=None, description="Pass as `cursor` to get the next page; null at the end.")
 
 
 class KeyEvent(BaseModel):

@@ -36,6 +36,11 @@ class SearchParams:
     weight_vector: float = 1.0
     weight_text: float = 1.0
     candidates: int = 50  # per arm, before fusion
+    # Paging: documents above max_id (the first page's snapshot) are left out, except a
+    # session's rewritten summary; already returned documents and summaries are skipped.
+    max_id: int | None = None
+    exclude_ids: list[int] = field(default_factory=list)
+    exclude_summaries: list[str] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
 
 
@@ -55,6 +60,13 @@ def file_patterns(files: list[str]) -> list[str]:
     return out
 
 
+# A page after the first sees the first page's documents, and a rewritten summary of a session
+# that existed then (it replaces one the first page saw).
+_SNAPSHOT = """({0}.id <= %(max_id)s OR ({0}.kind = 'summary' AND EXISTS (
+    SELECT 1 FROM documents o WHERE o.project_id = {0}.project_id AND o.session_id = {0}.session_id
+    AND o.id <= %(max_id)s)))"""
+
+
 def _filters(alias: str, p: SearchParams) -> sql.Composable:
     a = sql.Identifier(alias)
     parts = [sql.SQL("{}.project_id = %(project_id)s").format(a)]
@@ -70,6 +82,8 @@ def _filters(alias: str, p: SearchParams) -> sql.Composable:
         parts.append(sql.SQL("{}.ts <= %(until)s").format(a))
     if p.files:
         parts.append(sql.SQL("EXISTS (SELECT 1 FROM unnest({}.files) AS f(path) WHERE f.path LIKE ANY(%(file_patterns)s))").format(a))
+    if p.max_id is not None:
+        parts.append(sql.SQL(_SNAPSHOT).format(a))
     return sql.SQL(" AND ").join(parts)
 
 
@@ -137,12 +151,17 @@ _FINAL = """
 SELECT f.id AS doc_id, f.score, f.vector_rank, f.text_rank, f.vector_score, f.text_score,
        d.kind, d.project_id, d.session_id, d.event_id, d.type, d.title, d.files, d.ts,
        ts_headline('english', left(d.body, {snippet_chars}), q.tq, %(headline)s) AS snippet,
-       numnode(q.tq) = 0 AS empty_query
-FROM (SELECT * FROM fused ORDER BY score DESC, id LIMIT %(limit)s OFFSET %(offset)s) f
+       numnode(q.tq) = 0 AS empty_query,
+       coalesce(%(max_id)s::bigint, (SELECT max(m.id) FROM documents m WHERE m.project_id = %(project_id)s)) AS snapshot_id
+FROM (SELECT * FROM fused WHERE {exclude} ORDER BY score DESC, id LIMIT %(limit)s OFFSET %(offset)s) f
 JOIN documents d ON d.project_id = %(project_id)s AND d.id = f.id
 CROSS JOIN qry q
 ORDER BY f.score DESC, f.id
 """
+
+# A session's summary, once returned, is not returned again even after it is rewritten.
+_SEEN_SUMMARY = """NOT EXISTS (SELECT 1 FROM documents s WHERE s.project_id = %(project_id)s AND s.id = fused.id
+    AND s.kind = 'summary' AND s.session_id = ANY(%(exclude_summaries)s))"""
 
 
 def build_search_sql(p: SearchParams) -> sql.Composed:
@@ -154,9 +173,14 @@ def build_search_sql(p: SearchParams) -> sql.Composed:
     ctes.append(sql.SQL(_TEXT_ARM if p.mode in ("hybrid", "text") else _EMPTY_TEXT_ARM)
                 .format(warm_filters=warm, hot_filters=hot))
     ctes.append(sql.SQL(_FUSE_WEIGHTED if p.fusion == "weighted" else _FUSE_RRF))
-    return sql.SQL("WITH {} {}").format(
-        sql.SQL(",").join(ctes), sql.SQL(_FINAL).format(snippet_chars=sql.Literal(SNIPPET_SOURCE_CHARS))
-    )
+    exclude = [sql.SQL("true")]
+    if p.exclude_ids:
+        exclude.append(sql.SQL("id <> ALL(%(exclude_ids)s)"))
+    if p.exclude_summaries:
+        exclude.append(sql.SQL(_SEEN_SUMMARY))
+    final = sql.SQL(_FINAL).format(snippet_chars=sql.Literal(SNIPPET_SOURCE_CHARS),
+                                   exclude=sql.SQL(" AND ").join(exclude))
+    return sql.SQL("WITH {} {}").format(sql.SQL(",").join(ctes), final)
 
 
 def search(*, conn: psycopg.Connection, params: SearchParams, query_vector: np.ndarray | None) -> list[dict]:
@@ -173,7 +197,10 @@ def search(*, conn: psycopg.Connection, params: SearchParams, query_vector: np.n
         "since": params.since,
         "until": params.until,
         "file_patterns": file_patterns(params.files or []),
-        "candidates": params.candidates + params.offset,
+        "candidates": params.candidates + params.offset + len(params.exclude_ids),
+        "max_id": params.max_id,
+        "exclude_ids": params.exclude_ids,
+        "exclude_summaries": params.exclude_summaries,
         "limit": params.limit,
         "offset": params.offset,
         "rrf_k": float(params.rrf_k),

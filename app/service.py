@@ -7,7 +7,9 @@ these methods, which call the data-access functions with a pooled connection.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
+from functools import cached_property
 
 from app.condense import condense_session, get_session
 from app.config import Settings
@@ -16,6 +18,9 @@ from app.ingest import ingest_events
 from app.schemas import (
     ArmRanks, ArmScores, EventIn, IngestResponse, KeyEvent, ProjectStats, SearchHit, SearchRequest,
     SearchResponse, SessionPublic,
+)
+from app.paging import (
+    MAX_PAGED_RESULTS, PageState, TokenCounter, decode_cursor, encode_cursor, fit_budget, remember,
 )
 from app.search import SearchParams, hit_id, timed_search
 from app.summaries import set_agent_summary
@@ -65,28 +70,52 @@ class Service:
 
     # -- read path --------------------------------------------------------
     def search(self, req: SearchRequest, *, offset: int = 0) -> SearchResponse:
+        """One page of results; `req.cursor` continues a list, `req.max_tokens` bounds the page.
+
+        Raises InvalidCursor for a cursor that is not this query's.
+        """
         s = self.settings
+        state = decode_cursor(req.cursor, req, s.cursor_secret) if req.cursor else PageState()
         weights = req.weights
         params = SearchParams(
             query=req.query, project_id=req.project_id, session_id=req.session_id,
             types=[t.value for t in req.types] if req.types else None, files=req.files,
-            since=req.since, until=req.until, kinds=req.kinds, limit=req.limit, offset=offset,
+            since=req.since, until=req.until, kinds=req.kinds, limit=req.limit + 1, offset=offset,
             mode=req.mode, fusion=req.fusion, rrf_k=req.rrf_k or s.rrf_k,
             weight_vector=weights.vector if weights else 1.0, weight_text=weights.text if weights else 1.0,
             candidates=max(req.limit * s.overfetch, s.min_candidates),
+            max_id=state.snapshot_id, exclude_ids=state.seen_ids, exclude_summaries=state.seen_summaries,
         )
         with self.db.connection() as conn:
             rows, took = timed_search(conn=conn, params=params, embedder=self.embedder)
-        hits = [
-            SearchHit(
-                id=hit_id(r), kind=r["kind"], project_id=r["project_id"], session_id=r["session_id"],
-                timestamp=r["ts"], type=r["type"], title=r["title"], snippet=r["snippet"], files=list(r["files"]),
-                score=float(r["score"]), ranks=ArmRanks(vector=r["vector_rank"], text=r["text_rank"]),
-                scores=ArmScores(vector=r["vector_score"], text=r["text_score"]) if req.explain else None,
-            )
-            for r in rows
-        ]
-        return SearchResponse(results=hits, mode=req.mode, took_ms=round(took, 3))
+        more = len(rows) > req.limit
+        hits = [self._hit(r, req.explain) for r in rows[: req.limit]]
+        truncated = False
+        if req.max_tokens is not None and hits:
+            kept, truncated = fit_budget(hits, req.max_tokens, self.token_counter)
+            more = more or len(kept) < len(hits)
+            hits = kept
+        next_cursor = None
+        if rows:
+            state.snapshot_id = rows[0]["snapshot_id"]
+        if more and len(state.seen_ids) + len(hits) < MAX_PAGED_RESULTS:
+            state = remember(state, [(r["doc_id"], h) for r, h in zip(rows, hits)])
+            next_cursor = encode_cursor(state, req, s.cursor_secret)
+        return SearchResponse(results=hits, mode=req.mode, took_ms=round(took, 3), truncated=truncated,
+                              next_cursor=next_cursor)
+
+    @staticmethod
+    def _hit(r: dict, explain: bool) -> SearchHit:
+        return SearchHit(
+            id=hit_id(r), kind=r["kind"], project_id=r["project_id"], session_id=r["session_id"],
+            timestamp=r["ts"], type=r["type"], title=r["title"], snippet=r["snippet"], files=list(r["files"]),
+            score=float(r["score"]), ranks=ArmRanks(vector=r["vector_rank"], text=r["text_rank"]),
+            scores=ArmScores(vector=r["vector_score"], text=r["text_score"]) if explain else None,
+        )
+
+    @cached_property
+    def token_counter(self) -> TokenCounter:
+        return TokenCounter(getattr(getattr(self.embedder, "model", None), "tokenizer", None))
 
     def session(self, project_id: str, session_id: str) -> SessionPublic:
         with self.db.connection() as conn:
@@ -126,6 +155,23 @@ class Service:
             ).fetchone()
         return ProjectStats(project_id=project_id, events=events, sessions=sessions, documents=documents,
                             pending=pending)
+
+    def wait_embedded(self, project_id: str, timeout_s: float) -> bool:
+        """Wait until every document of the project stored so far has its vector; False on timeout."""
+        with self.db.connection() as conn:
+            upto = conn.execute("SELECT max(id) FROM documents WHERE project_id = %s", (project_id,)).fetchone()[0]
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self.db.connection() as conn:
+                pending = conn.execute(
+                    "SELECT EXISTS (SELECT 1 FROM documents WHERE project_id = %s AND id <= %s AND embedding IS NULL)",
+                    (project_id, upto),
+                ).fetchone()[0]
+            if not pending:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
 
     def ready(self) -> bool:
         return self.readiness() is None

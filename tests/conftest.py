@@ -3,13 +3,15 @@ works in a project of its own."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -31,9 +33,18 @@ def _docker_available() -> bool:
         return False
 
 
+def _data_dir() -> Path:
+    # Not under pytest's basetemp: every pytest run started as the same user resets that
+    # folder to mode 0700, which locks out the embedded server's own OS user mid-run.
+    path = Path(tempfile.mkdtemp(prefix="ctxsearch-test-"))
+    # atexit runs last-in first-out: registered before the server starts, this runs after it stops.
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 @pytest.fixture(scope="session")
-def settings(tmp_path_factory) -> Settings:
-    base = dict(data_dir=tmp_path_factory.mktemp("ctxsearch-data"), refresh_interval_s=3600, worker_poll_s=0.2)
+def settings() -> Settings:
+    base = dict(data_dir=_data_dir(), refresh_interval_s=3600, worker_poll_s=0.2)
     if os.environ.get("CTXSEARCH_TEST_DB") == "docker":
         # Opt-in: a throwaway pgvector/pgvector container (needs a Docker engine).
         if not _docker_available():
@@ -57,6 +68,39 @@ def service(settings) -> Service:
 def client(settings, service) -> TestClient:
     with TestClient(create_app(settings, service=service)) as c:
         yield c
+
+
+@contextmanager
+def serving(app) -> Iterator[str]:
+    """Serve an app with a real uvicorn on 127.0.0.1 in a thread; yields its base URL."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, name="live-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the live server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def live_url(settings, service) -> str:
+    """The app served by a real uvicorn (HTTP clients, MCP over HTTP)."""
+    with serving(create_app(settings, service=service)) as url:
+        yield url
 
 
 @pytest.fixture
