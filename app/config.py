@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     key_events: int = Field(default=10, ge=1, le=100)
     summary_max_chars: int = 1500
 
+    # An event is embedded with the end of the event before it in its session (0: alone).
+    event_context_chars: int = Field(default=300, ge=0, le=2000)
+
     # Embed worker
     run_worker: bool = True  # serve runs a worker thread unless told not to
     embed_batch_size: int = Field(default=64, ge=1, le=1024)
@@ -50,6 +53,10 @@ class Settings(BaseSettings):
     overfetch: int = Field(default=5, ge=1, le=50)  # each arm fetches limit * overfetch
     min_candidates: int = 50
     text_config: str = "english"
+    # The text arm's Okapi BM25 (tuned on SciFact's train judgments).
+    bm25_k1: float = Field(default=1.2, gt=0, le=10)
+    bm25_b: float = Field(default=0.75, ge=0, le=1)
+    text_pool: int = Field(default=5000, ge=10)  # most warm text matches scored per query (ts_rank picks them)
 
     log_level: str = "INFO"
 

@@ -77,8 +77,15 @@ def resolve_database_url(settings: Settings) -> str:
     return start_embedded(settings.data_dir)
 
 
-def _configure(conn: psycopg.Connection) -> None:
-    register_vector(conn)
+def _configure_for(settings: Settings):
+    def configure(conn: psycopg.Connection) -> None:
+        register_vector(conn)
+        # The ANN index's recall knobs, per session: left at pgvector's defaults (1 probe)
+        # an ivfflat scan reads a single list and misses most neighbours.
+        conn.execute("SELECT set_config('ivfflat.probes', %s, false), set_config('hnsw.ef_search', %s, false)",
+                     (str(settings.ivfflat_probes), str(settings.hnsw_ef_search)))
+
+    return configure
 
 
 class Database:
@@ -92,7 +99,7 @@ class Database:
             min_size=settings.pool_min_size,
             max_size=settings.pool_max_size,
             timeout=settings.pool_timeout_s,
-            configure=_configure,
+            configure=_configure_for(settings),
             kwargs={"application_name": "ctxsearch", "autocommit": True},
             open=False,
         )

@@ -52,7 +52,7 @@ class Service:
     # -- write path -------------------------------------------------------
     def ingest(self, events: list[EventIn]) -> IngestResponse:
         with self.db.connection() as conn:
-            r = ingest_events(conn=conn, events=events)
+            r = ingest_events(conn=conn, events=events, context_chars=self.settings.event_context_chars)
         return IngestResponse(accepted=r.accepted, duplicates=r.duplicates)
 
     def put_summary(self, project_id: str, session_id: str, summary: str) -> None:
@@ -70,6 +70,7 @@ class Service:
             mode=req.mode, fusion=req.fusion, rrf_k=req.rrf_k or s.rrf_k,
             weight_vector=weights.vector if weights else 1.0, weight_text=weights.text if weights else 1.0,
             candidates=max(req.limit * s.overfetch, s.min_candidates),
+            bm25_k1=s.bm25_k1, bm25_b=s.bm25_b, text_pool=s.text_pool,
         )
         with self.db.connection() as conn:
             rows, took = timed_search(conn=conn, params=params, embedder=self.embedder)
