@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     # The text arm's Okapi BM25 (tuned on SciFact's train judgments).
     bm25_k1: float = Field(default=1.2, gt=0, le=10)
     bm25_b: float = Field(default=0.75, ge=0, le=1)
+    text_context_weight: float = Field(default=0.5, ge=0, le=1)  # a term of the previous event counts this much
     text_pool: int = Field(default=5000, ge=10)  # most warm text matches scored per query (ts_rank picks them)
 
     log_level: str = "INFO"

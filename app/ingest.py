@@ -43,7 +43,7 @@ WITH ins AS (
                            importance, content_hash, tsv, context)
     SELECT s.project_id, 'event', s.session_id, s.event_id, s.type, s.title, s.body,
            coalesce(s.files, '{}'), s.ts, s.importance, s.content_hash,
-           ctxsearch_doc_tsv(s.search_title, s.body), s.context
+           ctxsearch_event_tsv(s.search_title, s.body, s.context), s.context
     FROM staging_events s JOIN ins USING (project_id, event_id)
     ORDER BY s.seq
     RETURNING 1

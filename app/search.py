@@ -39,6 +39,7 @@ class SearchParams:
     bm25_k1: float = 1.2
     bm25_b: float = 0.75
     text_pool: int = 5000  # warm text candidates scored by BM25
+    context_weight: float = 0.5  # a term from the previous event counts this much
     extra: dict = field(default_factory=dict)
 
 
@@ -98,7 +99,8 @@ vec AS (
 # bound for very large projects; at the default it covers every match of a typical
 # project) and every hot match. Term frequencies are the position counts of the query's
 # lexemes in the stored tsvector, cut down to those lexemes first (setweight marks them,
-# ts_filter keeps them: C code, no row per lexeme of the document); document frequencies
+# ts_filter keeps them: C code, no row per lexeme of the document), where a position of
+# the previous event's text (weight D) counts `context_weight`; document frequencies
 # and lengths come from the warm generation's statistics plus the hot documents, counted
 # here, so that even a project that has never been through a rebuild is scored exactly.
 _TEXT_ARM = """
@@ -116,7 +118,11 @@ tcand AS MATERIALIZED (
 ),
 tterm AS MATERIALIZED (
     SELECT c.id, c.hot, c.keep, c.tlen::float8 AS tlen, u.lexeme,
-           coalesce(array_length(u.positions, 1), 1)::float8 AS tf
+           coalesce(array_length(u.positions, 1), 1)
+         - (1 - %(context_weight)s) * coalesce((
+               SELECT array_length(v.positions, 1)
+               FROM unnest(ts_filter(setweight(setweight(ts_filter(c.tsv, '{{d}}'), 'D'), 'A', a.lexemes), '{{a}}')) AS v
+               WHERE v.lexeme = u.lexeme), 0) AS tf
     FROM tcand c CROSS JOIN qarr a
     CROSS JOIN LATERAL unnest(ts_filter(setweight(setweight(c.tsv, 'D'), 'A', a.lexemes), '{{a}}')) AS u
 ),
@@ -225,6 +231,7 @@ def search(*, conn: psycopg.Connection, params: SearchParams, query_vector: np.n
         "headline": HEADLINE_OPTIONS,
         "k1": float(params.bm25_k1),
         "b": float(params.bm25_b),
+        "context_weight": float(params.context_weight),
         "text_pool": max(params.text_pool, params.candidates + params.offset),
     }
     with conn.cursor(row_factory=dict_row) as cur:

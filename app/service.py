@@ -71,6 +71,7 @@ class Service:
             weight_vector=weights.vector if weights else 1.0, weight_text=weights.text if weights else 1.0,
             candidates=max(req.limit * s.overfetch, s.min_candidates),
             bm25_k1=s.bm25_k1, bm25_b=s.bm25_b, text_pool=s.text_pool,
+            context_weight=s.text_context_weight,
         )
         with self.db.connection() as conn:
             rows, took = timed_search(conn=conn, params=params, embedder=self.embedder)

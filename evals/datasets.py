@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 # Bump when the way a dataset becomes events changes, so that a stale load is not reused.
-MAPPING_VERSION = "1"
+MAPPING_VERSION = "2"
 
 _DIA_ID = re.compile(r"D\d+:\d+")
 _SESSION_KEY = re.compile(r"^session_(\d+)$")
