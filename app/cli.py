@@ -275,5 +275,72 @@ def search(query: str, project_id: str, session_id, types, files, kinds, since, 
     click.echo(f"({len(resp.results)} results, {resp.took_ms:.1f} ms)", err=True)
 
 
+def _eval_data_dir(data_dir: Path | None) -> Path | None:
+    """Evals load whole corpora: by default they get an embedded server of their own, away from user data."""
+    if data_dir is not None:
+        return data_dir
+    import os
+
+    import platformdirs
+
+    if os.environ.get("CTXSEARCH_DATABASE_URL") or os.environ.get("CTXSEARCH_DATA_DIR"):
+        return None
+    return Path(platformdirs.user_cache_dir("ctxsearch")) / "evals"
+
+
+@main.command("eval")
+@click.argument("dataset")
+@click.option("--split", type=click.Choice(["train", "test", "dev"]), default=None,
+              help="BEIR judgments to score against (default: test if present, else the first).")
+@click.option("--modes", default="text,vector,hybrid,bm25", show_default=True,
+              help="Comma-separated: text, vector, hybrid (the search API) and bm25 (rank-bm25 reference).")
+@click.option("--max-queries", type=click.IntRange(min=1), default=None, help="Score only the first N queries.")
+@click.option("--no-rebuild", is_flag=True, help="Search the hot tier as loaded, without a warm-tier rebuild.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write DATASET.md, DATASET.png and DATASET.json into this folder.")
+@data_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+def eval_(dataset: str, split: str | None, modes: str, max_queries: int | None, no_rebuild: bool,
+          report_dir: Path | None, data_dir: Path | None, as_json: bool) -> None:
+    """Score the search on a relevance dataset: a BEIR folder, a LoCoMo JSON file, or the short
+    names `scifact` / `locomo` (from ../shared/datasets). The data goes in through the ingest
+    path and is searched through the search API's SQL; a loaded dataset is reused."""
+    from functools import partial
+
+    from tqdm import tqdm
+
+    from app.service import Service
+    from evals import datasets, report, runner
+
+    try:
+        mode_list = runner.parse_modes(modes)
+        ds = datasets.load(dataset, split)
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
+    settings = _settings(_eval_data_dir(data_dir), log_level="WARNING")
+    quiet = as_json or not sys.stderr.isatty()
+    progress = partial(tqdm, disable=quiet, leave=False, dynamic_ncols=True)
+    opts = runner.EvalOptions(modes=mode_list, max_queries=max_queries, split=ds.split,
+                              rebuild=not no_rebuild)
+    svc = Service.start(settings, run_worker=False)
+    try:
+        result = runner.run(svc, ds, opts, progress)
+    finally:
+        svc.close()
+    if report_dir is not None:
+        result["report"] = [str(p) for p in report.write_report(result, report_dir)]
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    click.echo(f"{result['dataset']}: {result['documents']} documents, {result['queries']} queries"
+               + (f", split {result['split']}" if result.get("split") else "") + f" ({result['seconds']} s)")
+    click.echo(report.table(result))
+    if result.get("per_category"):
+        click.echo("")
+        click.echo(report.category_table(result))
+    for path in result.get("report", []):
+        click.echo(f"wrote {path}", err=True)
+
+
 if __name__ == "__main__":
     main()

@@ -221,7 +221,7 @@ def _load_events(conn: psycopg.Connection, project_id: str, session_id: str) -> 
 def condense_session(*, conn: psycopg.Connection, project_id: str, session_id: str, n_key_events: int = 10,
                      summary_max_chars: int = 1500) -> bool:
     """Recompute a session's metrics, key events and summary document. Call inside a transaction."""
-    from app.summaries import write_summary_document
+    from app.summaries import drop_summary_document, write_summary_document
 
     events = _load_events(conn, project_id, session_id)
     if not events:
@@ -243,8 +243,13 @@ def condense_session(*, conn: psycopg.Connection, project_id: str, session_id: s
     ).fetchone()
     agent_summary = row[0] if row else None
     files = [f["path"] for f in metrics["top_files"][:20]]
-    write_summary_document(conn=conn, project_id=project_id, session_id=session_id,
-                           summary=agent_summary or summary, files=files, ts=events[-1].ts)
+    if agent_summary or len(events) > 1:
+        write_summary_document(conn=conn, project_id=project_id, session_id=session_id,
+                               summary=agent_summary or summary, files=files, ts=events[-1].ts)
+    else:
+        # A one-event session's extracted summary only restates its event: indexing it would
+        # put the same answer in the results twice.
+        drop_summary_document(conn=conn, project_id=project_id, session_id=session_id)
     return True
 
 

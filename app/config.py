@@ -54,6 +54,9 @@ class Settings(Limits):
     key_events: int = Field(default=10, ge=1, le=100)
     summary_max_chars: int = 1500
 
+    # An event is embedded with the end of the event before it in its session (0: alone).
+    event_context_chars: int = Field(default=300, ge=0, le=2000)
+
     # Embed worker
     run_worker: bool = True  # serve runs a worker thread unless told not to
     embed_batch_size: int = Field(default=64, ge=1, le=1024)
@@ -78,6 +81,11 @@ class Settings(Limits):
     # Signs search cursors. They grant nothing the query itself does not, so the default
     # only catches altered cursors; set a secret to make them unforgeable.
     cursor_secret: str = "ctxsearch-cursor"
+    # The text arm's Okapi BM25 (tuned on SciFact's train judgments).
+    bm25_k1: float = Field(default=1.2, gt=0, le=10)
+    bm25_b: float = Field(default=0.75, ge=0, le=1)
+    text_context_weight: float = Field(default=0.5, ge=0, le=1)  # a term of the previous event counts this much
+    text_pool: int = Field(default=5000, ge=10)  # most warm text matches scored per query (ts_rank picks them)
 
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"

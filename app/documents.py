@@ -51,8 +51,21 @@ def event_body(content: str, tool: str | None, files: list[str]) -> str:
     return " ".join([tool or "", *files[:20]]).strip()
 
 
-def embed_text(title: str, body: str, kind: str) -> str:
-    """The text the model sees. Events: their content alone (a title of type and tool adds only noise)."""
+def embed_text(title: str, body: str, kind: str, context: str | None = None) -> str:
+    """The text the model sees. Events: their content (a title of type and tool adds only noise),
+    then the event before it in the session, which often says what a short event is about."""
     if kind == "summary":
         return f"{title}. {body}"
-    return body or title
+    text = body or title
+    return f"{text}\n\n{context}" if context else text
+
+
+def context_snippet(previous: str, limit: int) -> str | None:
+    """The end of the previous event's text, at most `limit` characters, on a word boundary."""
+    text = " ".join(previous.split())
+    if limit <= 0 or not text:
+        return None
+    if len(text) > limit:
+        text = text[-limit:]
+        text = text[text.find(" ") + 1 :] if " " in text else text
+    return text

@@ -10,7 +10,7 @@ import psycopg
 import zstandard
 
 from app.condense import event_importance
-from app.documents import embed_text, event_body, event_title, search_title
+from app.documents import context_snippet, embed_text, event_body, event_title, search_title
 from app.schemas import EventIn
 from embeddings import content_hash
 
@@ -18,14 +18,14 @@ NOTIFY_CHANNEL = "ctxsearch_pending"
 
 _STAGING_COLUMNS = (
     "seq", "project_id", "event_id", "session_id", "ts", "type", "tool", "files", "tokens",
-    "content", "payload", "title", "search_title", "body", "importance", "content_hash",
+    "content", "payload", "title", "search_title", "body", "importance", "content_hash", "context",
 )
 
 _CREATE_STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS staging_events (
     seq integer, project_id text, event_id text, session_id text, ts timestamptz,
     type text, tool text, files text[], tokens integer, content text, payload bytea,
-    title text, search_title text, body text, importance real, content_hash bytea
+    title text, search_title text, body text, importance real, content_hash bytea, context text
 ) ON COMMIT DELETE ROWS
 """
 
@@ -40,10 +40,10 @@ WITH ins AS (
     RETURNING project_id, event_id
 ), docs AS (
     INSERT INTO documents (project_id, kind, session_id, event_id, type, title, body, files, ts,
-                           importance, content_hash, tsv)
+                           importance, content_hash, tsv, context)
     SELECT s.project_id, 'event', s.session_id, s.event_id, s.type, s.title, s.body,
            coalesce(s.files, '{}'), s.ts, s.importance, s.content_hash,
-           ctxsearch_doc_tsv(s.search_title, s.body)
+           ctxsearch_event_tsv(s.search_title, s.body, s.context), s.context
     FROM staging_events s JOIN ins USING (project_id, event_id)
     ORDER BY s.seq
     RETURNING 1
@@ -86,36 +86,67 @@ class IngestResult:
     duplicates: int
 
 
-def _staging_row(seq: int, e: EventIn) -> tuple:
+def _staging_row(seq: int, e: EventIn, event_id: str, context: str | None) -> tuple:
     files = list(e.files)
     title = event_title(e.type.value, e.tool, files)
     body = event_body(e.content, e.tool, files)
     return (
-        seq, e.project_id, e.id or uuid.uuid4().hex, e.session_id, e.timestamp, e.type.value, e.tool,
+        seq, e.project_id, event_id, e.session_id, e.timestamp, e.type.value, e.tool,
         files or None, e.tokens, e.content, compress_payload(e.payload), title,
         search_title(title, files, body), body, event_importance(e.type.value, e.content, files, e.payload),
-        content_hash(embed_text(title, body, "event")),
+        content_hash(embed_text(title, body, "event", context)), context,
     )
 
 
-def ingest_events(*, conn: psycopg.Connection, events: list[EventIn]) -> IngestResult:
+def _contexts(conn: psycopg.Connection, events: list[EventIn], context_chars: int) -> list[str | None]:
+    """For each event, the end of the text of the event before it in its session: from this
+    batch, or for a session's first event here, the latest stored one before it."""
+    if context_chars <= 0:
+        return [None] * len(events)
+    order = sorted(range(len(events)), key=lambda i: (events[i].project_id, events[i].session_id,
+                                                      events[i].timestamp, i))
+    previous: dict[int, str | None] = {}
+    firsts: list[int] = []
+    for pos, i in enumerate(order):
+        before = order[pos - 1] if pos else None
+        same = before is not None and (events[before].project_id, events[before].session_id) == (
+            events[i].project_id, events[i].session_id)
+        if same:
+            previous[i] = event_body(events[before].content, events[before].tool, list(events[before].files))
+        else:
+            firsts.append(i)
+    if firsts:
+        rows = conn.execute(
+            "SELECT (SELECT e.content FROM events e WHERE e.project_id = f.project_id AND e.session_id = f.session_id"
+            "        AND e.ts <= f.ts ORDER BY e.ts DESC, e.event_id DESC LIMIT 1)"
+            " FROM unnest(%s::text[], %s::text[], %s::timestamptz[]) WITH ORDINALITY AS f(project_id, session_id, ts, n)"
+            " ORDER BY f.n",
+            ([events[i].project_id for i in firsts], [events[i].session_id for i in firsts],
+             [events[i].timestamp for i in firsts]),
+        ).fetchall()
+        for i, (content,) in zip(firsts, rows):
+            previous[i] = content
+    return [context_snippet(previous[i], context_chars) if previous.get(i) else None for i in range(len(events))]
+
+
+def ingest_events(*, conn: psycopg.Connection, events: list[EventIn], context_chars: int = 0) -> IngestResult:
     """Store a batch atomically; returns how many were new and how many were already stored.
 
     Commits before returning: the caller may acknowledge the batch once this returns.
     """
     seen: set[tuple[str, str]] = set()
-    rows = []
-    in_batch_dupes = 0
-    for seq, e in enumerate(events):
+    kept: list[EventIn] = []
+    for e in events:
         if e.id is not None:
             key = (e.project_id, e.id)
             if key in seen:
-                in_batch_dupes += 1
                 continue
             seen.add(key)
-        rows.append(_staging_row(seq, e))
+        kept.append(e)
 
     with conn.transaction():
+        contexts = _contexts(conn, kept, context_chars)
+        rows = [_staging_row(seq, e, e.id or uuid.uuid4().hex, ctx) for seq, (e, ctx) in enumerate(zip(kept, contexts))]
         conn.execute(_CREATE_STAGING)
         # Held shared so that a warm-tier rebuild can wait for in-flight ids to commit.
         conn.execute("SELECT pg_advisory_xact_lock_shared(ctxsearch_tier_lock_key())")

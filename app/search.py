@@ -41,6 +41,10 @@ class SearchParams:
     max_id: int | None = None
     exclude_ids: list[int] = field(default_factory=list)
     exclude_summaries: list[str] = field(default_factory=list)
+    bm25_k1: float = 1.2
+    bm25_b: float = 0.75
+    text_pool: int = 5000  # warm text candidates scored by BM25
+    context_weight: float = 0.5  # a term from the previous event counts this much
     extra: dict = field(default_factory=dict)
 
 
@@ -104,23 +108,68 @@ vec AS (
     ORDER BY u.dist, u.id LIMIT %(candidates)s
 )"""
 
+# The text arm scores with Okapi BM25 inside the database. Candidates are the documents
+# matching any query term: the best `text_pool` of the warm tier by ts_rank (a cheap
+# bound for very large projects; at the default it covers every match of a typical
+# project) and every hot match. Term frequencies are the position counts of the query's
+# lexemes in the stored tsvector, cut down to those lexemes first (setweight marks them,
+# ts_filter keeps them: C code, no row per lexeme of the document), where a position of
+# the previous event's text (weight D) counts `context_weight`; document frequencies
+# and lengths come from the warm generation's statistics plus the hot documents, counted
+# here, so that even a project that has never been through a rebuild is scored exactly.
 _TEXT_ARM = """
+qlex AS MATERIALIZED (
+    SELECT u.lexeme, coalesce(array_length(u.positions, 1), 1) AS qtf
+    FROM unnest(to_tsvector('english'::regconfig, %(query)s)) AS u
+),
+qarr AS MATERIALIZED (SELECT coalesce(array_agg(lexeme), '{{}}') AS lexemes FROM qlex),
+tcand AS MATERIALIZED (
+    (SELECT w.id, w.tsv, w.tlen, false AS hot, true AS keep FROM warm_docs w, qry q
+     WHERE {warm_filters} AND w.tsv @@ q.tq ORDER BY ts_rank(w.tsv, q.tq, 1) DESC LIMIT %(text_pool)s)
+    UNION ALL
+    (SELECT d.id, d.tsv, d.tlen, true AS hot, ({hot_filters}) AS keep FROM documents d, qry q
+     WHERE d.project_id = %(project_id)s AND d.id > (SELECT watermark FROM tier_state) AND d.tsv @@ q.tq)
+),
+tterm AS MATERIALIZED (
+    SELECT c.id, c.hot, c.keep, c.tlen::float8 AS tlen, u.lexeme,
+           coalesce(array_length(u.positions, 1), 1)
+         - (1 - %(context_weight)s) * coalesce((
+               SELECT array_length(v.positions, 1)
+               FROM unnest(ts_filter(setweight(setweight(ts_filter(c.tsv, '{{d}}'), 'D'), 'A', a.lexemes), '{{a}}')) AS v
+               WHERE v.lexeme = u.lexeme), 0) AS tf
+    FROM tcand c CROSS JOIN qarr a
+    CROSS JOIN LATERAL unnest(ts_filter(setweight(setweight(c.tsv, 'D'), 'A', a.lexemes), '{{a}}')) AS u
+),
+tstat AS MATERIALIZED (
+    SELECT (w.n_docs + h.n_docs)::float8 AS n_docs,
+           greatest((w.sum_len + h.sum_len)::float8 / nullif(w.n_docs + h.n_docs, 0), 1) AS avgdl
+    FROM (SELECT count(*) AS n_docs, coalesce(sum(tlen), 0) AS sum_len FROM documents
+          WHERE project_id = %(project_id)s AND id > (SELECT watermark FROM tier_state)) h
+    CROSS JOIN (SELECT coalesce(sum(n_docs), 0) AS n_docs, coalesce(sum(sum_len), 0) AS sum_len
+                FROM warm_text_stats WHERE project_id = %(project_id)s) w
+),
+tidf AS MATERIALIZED (
+    SELECT l.lexeme, l.qtf * ln(1 + greatest(s.n_docs - l.df + 0.5, 0) / (l.df + 0.5)) AS w
+    FROM (SELECT l.lexeme, l.qtf::float8 AS qtf, (coalesce(wd.df, 0) + coalesce(hd.df, 0))::float8 AS df
+          FROM qlex l
+          LEFT JOIN warm_text_df wd ON wd.project_id = %(project_id)s AND wd.lexeme = l.lexeme
+          LEFT JOIN (SELECT lexeme, count(*) AS df FROM tterm WHERE hot GROUP BY lexeme) hd ON hd.lexeme = l.lexeme) l
+    CROSS JOIN tstat s
+),
 txt AS (
     SELECT u.id, u.tscore, row_number() OVER (ORDER BY u.tscore DESC, u.id) AS rank
     FROM (
-        (SELECT w.id, ts_rank(w.tsv, q.tq, 1) AS tscore FROM warm_docs w, qry q
-         WHERE {warm_filters} AND w.tsv @@ q.tq ORDER BY 2 DESC LIMIT %(candidates)s)
-        UNION ALL
-        (SELECT d.id, ts_rank(d.tsv, q.tq, 1) AS tscore FROM documents d, qry q
-         WHERE {hot_filters} AND d.id > (SELECT watermark FROM tier_state) AND d.tsv @@ q.tq
-         ORDER BY 2 DESC LIMIT %(candidates)s)
+        SELECT t.id, sum(i.w * t.tf * (%(k1)s + 1) / (t.tf + %(k1)s * (1 - %(b)s + %(b)s * t.tlen / s.avgdl))) AS tscore
+        FROM tterm t JOIN tidf i USING (lexeme) CROSS JOIN tstat s
+        WHERE t.keep
+        GROUP BY t.id
     ) u
     WHERE EXISTS (SELECT 1 FROM documents x WHERE x.project_id = %(project_id)s AND x.id = u.id)
     ORDER BY u.tscore DESC, u.id LIMIT %(candidates)s
 )"""
 
 _EMPTY_VECTOR_ARM = "vec AS (SELECT NULL::bigint AS id, NULL::float8 AS dist, NULL::bigint AS rank WHERE false)"
-_EMPTY_TEXT_ARM = "txt AS (SELECT NULL::bigint AS id, NULL::float4 AS tscore, NULL::bigint AS rank WHERE false)"
+_EMPTY_TEXT_ARM = "txt AS (SELECT NULL::bigint AS id, NULL::float8 AS tscore, NULL::bigint AS rank WHERE false)"
 
 _FUSE_RRF = """
 fused AS (
@@ -207,6 +256,10 @@ def search(*, conn: psycopg.Connection, params: SearchParams, query_vector: np.n
         "w_vector": float(params.weight_vector),
         "w_text": float(params.weight_text),
         "headline": HEADLINE_OPTIONS,
+        "k1": float(params.bm25_k1),
+        "b": float(params.bm25_b),
+        "context_weight": float(params.context_weight),
+        "text_pool": max(params.text_pool, params.candidates + params.offset),
     }
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(build_search_sql(params), values).fetchall()

@@ -61,7 +61,7 @@ class Service:
     # -- write path -------------------------------------------------------
     def ingest(self, events: list[EventIn]) -> IngestResponse:
         with self.db.connection() as conn:
-            r = ingest_events(conn=conn, events=events)
+            r = ingest_events(conn=conn, events=events, context_chars=self.settings.event_context_chars)
         return IngestResponse(accepted=r.accepted, duplicates=r.duplicates)
 
     def put_summary(self, project_id: str, session_id: str, summary: str) -> None:
@@ -85,6 +85,8 @@ class Service:
             weight_vector=weights.vector if weights else 1.0, weight_text=weights.text if weights else 1.0,
             candidates=max(req.limit * s.overfetch, s.min_candidates),
             max_id=state.snapshot_id, exclude_ids=state.seen_ids, exclude_summaries=state.seen_summaries,
+            bm25_k1=s.bm25_k1, bm25_b=s.bm25_b, text_pool=s.text_pool,
+            context_weight=s.text_context_weight,
         )
         with self.db.connection() as conn:
             rows, took = timed_search(conn=conn, params=params, embedder=self.embedder)

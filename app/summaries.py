@@ -39,6 +39,13 @@ def write_summary_document(*, conn: psycopg.Connection, project_id: str, session
     conn.execute("NOTIFY ctxsearch_pending")
 
 
+def drop_summary_document(*, conn: psycopg.Connection, project_id: str, session_id: str) -> None:
+    conn.execute(
+        "DELETE FROM documents WHERE project_id = %s AND session_id = %s AND kind = 'summary'",
+        (project_id, session_id),
+    )
+
+
 def set_agent_summary(*, conn: psycopg.Connection, project_id: str, session_id: str, summary: str) -> None:
     """The agent's own summary wins over the extracted one, now and after later condensing."""
     with conn.transaction():

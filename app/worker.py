@@ -27,7 +27,7 @@ def embed_pending(*, conn: psycopg.Connection, embedder: Embedder, batch_size: i
     """Embed one batch of pending documents; returns how many got a vector."""
     with conn.transaction():
         rows = conn.execute(
-            "SELECT project_id, id, kind, title, body, content_hash FROM documents"
+            "SELECT project_id, id, kind, title, body, content_hash, context FROM documents"
             " WHERE embedding IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
             (batch_size,),
         ).fetchall()
@@ -46,7 +46,7 @@ def embed_pending(*, conn: psycopg.Connection, embedder: Embedder, batch_size: i
         for r in rows:
             h = bytes(r[5])
             if h not in vectors and h not in todo:
-                todo[h] = embed_text(r[3], r[4], r[2])
+                todo[h] = embed_text(r[3], r[4], r[2], r[6])
         if todo:
             for h, v in zip(todo, embedder.embed(list(todo.values()), batch_size=batch_size)):
                 vectors[h] = v

@@ -105,3 +105,18 @@ def test_bad_batch_is_refused(client, body, needle):
 def test_malformed_json_is_a_4xx(client):
     r = client.post("/v1/events", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 422
+
+
+def test_events_are_embedded_with_the_event_before_them(client, service, project):
+    """The previous event of the session (from the same batch or an earlier one) becomes the context."""
+    first = [event(project, "s1", 0, "message", "Which breed is the new puppy?"),
+             event(project, "s1", 2, "message", "A golden retriever."),
+             event(project, "s2", 1, "message", "Unrelated session opener")]
+    assert client.post("/v1/events", json={"events": first}).status_code == 202
+    later = [event(project, "s1", 3, "message", "She is three months old.")]
+    assert client.post("/v1/events", json={"events": later}).status_code == 202
+    with service.db.connection() as conn:
+        ctx = dict(conn.execute("SELECT event_id, context FROM documents WHERE project_id = %s AND kind = 'event'",
+                                (project,)).fetchall())
+    assert ctx == {"s1-0": None, "s1-2": "Which breed is the new puppy?", "s2-1": None,
+                   "s1-3": "A golden retriever."}
