@@ -39,7 +39,7 @@ class Service:
     @classmethod
     def start(cls, settings: Settings, *, run_worker: bool | None = None) -> "Service":
         db = connect_database(settings)
-        embedder = get_embedder(settings.embed_backend, settings.embed_threads)
+        embedder = get_embedder(settings.embed_backend, settings.embed_threads, settings.models_dir)
         svc = cls(settings, db, embedder)
         if settings.run_worker if run_worker is None else run_worker:
             svc.worker.start()
