@@ -77,8 +77,16 @@ def resolve_database_url(settings: Settings) -> str:
     return start_embedded(settings.data_dir)
 
 
-def _configure(conn: psycopg.Connection) -> None:
-    register_vector(conn)
+def _configure(settings: Settings):
+    def configure(conn: psycopg.Connection) -> None:
+        register_vector(conn)
+        # Plans are made for the actual project: a big project's partial ANN index, or an
+        # exact scan of a small project's rows (a generic plan would know neither).
+        conn.execute("SET plan_cache_mode = force_custom_plan")
+        conn.execute("SELECT set_config('ivfflat.probes', %s, false), set_config('hnsw.ef_search', %s, false)",
+                     (str(settings.ivfflat_probes), str(settings.hnsw_ef_search)))
+
+    return configure
 
 
 class Database:
@@ -92,7 +100,7 @@ class Database:
             min_size=settings.pool_min_size,
             max_size=settings.pool_max_size,
             timeout=settings.pool_timeout_s,
-            configure=_configure,
+            configure=_configure(settings),
             kwargs={"application_name": "ctxsearch", "autocommit": True},
             open=False,
         )
