@@ -53,7 +53,7 @@ def embed_pending(*, conn: psycopg.Connection, embedder: Embedder, batch_size: i
         # One statement for the batch instead of one round trip per document.
         conn.execute(
             "UPDATE documents d SET embedding = u.embedding"
-            " FROM unnest(%s::text[], %s::bigint[], %s::vector[]) AS u(project_id, id, embedding)"
+            " FROM unnest(%s::text[], %s::bigint[], %b::vector[]) AS u(project_id, id, embedding)"
             " WHERE d.project_id = u.project_id AND d.id = u.id",
             ([r[0] for r in rows], [r[1] for r in rows], [vectors[bytes(r[5])] for r in rows]),
         )

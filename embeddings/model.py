@@ -137,7 +137,7 @@ class _OnnxEncoder:
         path = model_path()
         self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
         self.tokenizer.enable_truncation(_max_seq_length(path))
-        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        self.tokenizer.no_padding()  # tokenizer.json pads to 128; batches are padded here, to their longest
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or min(os.cpu_count() or 1, 8)
         opts.inter_op_num_threads = 1
@@ -146,20 +146,32 @@ class _OnnxEncoder:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(file), opts, providers=["CPUExecutionProvider"])
 
-    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int, token_budget: int = 4096) -> np.ndarray:
         out = np.empty((len(texts), DIMENSIONS), dtype=np.float32)
-        # Similar lengths in one batch: little padding to compute.
-        order = np.argsort([len(t) for t in texts], kind="stable")
-        for start in range(0, len(texts), batch_size):
-            idx = order[start : start + batch_size]
-            enc = self.tokenizer.encode_batch([texts[i] for i in idx])
-            ids = np.array([e.ids for e in enc], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+        encodings = self.tokenizer.encode_batch(texts)
+        lengths = np.array([len(e.ids) for e in encodings])
+        # Batches of similar length, capped by count and by padded tokens: one long
+        # summary must not pad a batch of short events to 256 tokens.
+        order = np.argsort(lengths, kind="stable")
+        start = 0
+        while start < len(texts):
+            end = start + 1
+            while (end < len(texts) and end - start < batch_size
+                   and (end - start + 1) * lengths[order[end]] <= token_budget):
+                end += 1
+            idx = order[start:end]
+            width = int(lengths[idx].max())
+            ids = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                ids[row, : lengths[i]] = encodings[i].ids
+                mask[row, : lengths[i]] = 1
             hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask,
                                              "token_type_ids": np.zeros_like(ids)})[0]
             m = mask[..., None].astype(np.float32)
             pooled = (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
             out[idx] = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+            start = end
         return out
 
 

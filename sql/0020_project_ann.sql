@@ -3,7 +3,7 @@
 -- nodes) of all projects and drops the other projects' rows afterwards, so a
 -- project that holds a small share of the data gets too few (and wrong) rows.
 --
--- The rebuild now also gives every project with at least
+-- The rebuild now gives, instead of one global ANN index, every project with at least
 -- `ctxsearch.project_index_min_rows` warm documents (a custom setting read at run
 -- time, default 10000; 0 turns it off) an ANN index of its own: a partial index
 -- `WHERE project_id = '<project>'` on the new warm view, trained on that
@@ -11,8 +11,9 @@
 -- smaller projects are read exactly through the (project_id, id) index: the view
 -- is ordered by project, so their rows lie together.
 --
--- Changed against 0002: the block marked "per-project ANN indexes" (before the
--- ANALYZE) and the global index's kind/lists choice is unchanged otherwise.
+-- Changed against 0002 (nothing else): the ANN index block before the ANALYZE.
+-- With project_index_min_rows > 0 (the default) it builds the per-project partial
+-- indexes and no global ANN index; with 0 it builds the global index as before.
 
 CREATE OR REPLACE FUNCTION ctxsearch_rebuild_warm(index_kind text DEFAULT 'ivfflat', min_rows bigint DEFAULT 5000)
 RETURNS TABLE (generation integer, watermark bigint, warm_rows bigint, lists integer)
@@ -58,7 +59,28 @@ BEGIN
 
     EXECUTE format('CREATE UNIQUE INDEX ON warm_docs_%s (project_id, id)', new_gen);
     EXECUTE format('CREATE INDEX ON warm_docs_%s USING gin (tsv)', new_gen);
-    IF index_kind = 'hnsw' THEN
+    IF proj_min > 0 THEN
+        -- per-project ANN indexes (see the note at the top of this file). No global
+        -- ANN index: every search names its project, and a global index would tempt
+        -- the planner into a filtered scan for mid-sized projects.
+        -- Read the list first: an open cursor on the view would forbid CREATE INDEX on it.
+        EXECUTE format(
+            'SELECT coalesce(array_agg(project_id ORDER BY project_id), ''{}''), coalesce(array_agg(n ORDER BY project_id), ''{}'')
+             FROM (SELECT project_id, count(*) AS n FROM warm_docs_%s GROUP BY project_id HAVING count(*) >= %s) p',
+            new_gen, greatest(proj_min, min_rows)) INTO big_projects, big_counts;
+        FOR i IN 1 .. coalesce(array_length(big_projects, 1), 0)
+        LOOP
+            IF index_kind = 'hnsw' THEN
+                EXECUTE format('CREATE INDEX ON warm_docs_%s USING hnsw (embedding vector_cosine_ops) WHERE project_id = %L',
+                               new_gen, big_projects[i]);
+            ELSE
+                p_lists := greatest(big_counts[i] / 1000, 10);
+                EXECUTE format('CREATE INDEX ON warm_docs_%s USING ivfflat (embedding vector_cosine_ops) WITH (lists = %s) WHERE project_id = %L',
+                               new_gen, p_lists, big_projects[i]);
+            END IF;
+            used_kind := index_kind;
+        END LOOP;
+    ELSIF index_kind = 'hnsw' THEN
         EXECUTE format('CREATE INDEX ON warm_docs_%s USING hnsw (embedding vector_cosine_ops)', new_gen);
         used_kind := 'hnsw';
     ELSIF n_rows >= min_rows THEN
@@ -68,26 +90,6 @@ BEGIN
         EXECUTE format('CREATE INDEX ON warm_docs_%s USING ivfflat (embedding vector_cosine_ops) WITH (lists = %s)',
                        new_gen, n_lists);
         used_kind := 'ivfflat';
-    END IF;
-
-    -- per-project ANN indexes (see the note at the top of this file)
-    IF used_kind IS NOT NULL AND proj_min > 0 THEN
-        -- Read the list first: an open cursor on the view would forbid CREATE INDEX on it.
-        EXECUTE format(
-            'SELECT coalesce(array_agg(project_id ORDER BY project_id), ''{}''), coalesce(array_agg(n ORDER BY project_id), ''{}'')
-             FROM (SELECT project_id, count(*) AS n FROM warm_docs_%s GROUP BY project_id HAVING count(*) >= %s) p',
-            new_gen, proj_min) INTO big_projects, big_counts;
-        FOR i IN 1 .. coalesce(array_length(big_projects, 1), 0)
-        LOOP
-            IF used_kind = 'hnsw' THEN
-                EXECUTE format('CREATE INDEX ON warm_docs_%s USING hnsw (embedding vector_cosine_ops) WHERE project_id = %L',
-                               new_gen, big_projects[i]);
-            ELSE
-                p_lists := greatest(big_counts[i] / 1000, 10);
-                EXECUTE format('CREATE INDEX ON warm_docs_%s USING ivfflat (embedding vector_cosine_ops) WITH (lists = %s) WHERE project_id = %L',
-                               new_gen, p_lists, big_projects[i]);
-            END IF;
-        END LOOP;
     END IF;
     EXECUTE format('ANALYZE warm_docs_%s', new_gen);
 
