@@ -150,14 +150,16 @@ class _OnnxEncoder:
         out = np.empty((len(texts), DIMENSIONS), dtype=np.float32)
         encodings = self.tokenizer.encode_batch(texts)
         lengths = np.array([len(e.ids) for e in encodings])
-        # Batches of similar length, capped by count and by padded tokens: one long
-        # summary must not pad a batch of short events to 256 tokens.
+        # Batches of similar length (at most twice the shortest), capped by count and by
+        # padded tokens: one long summary must not pad a batch of short events to 256 tokens.
         order = np.argsort(lengths, kind="stable")
         start = 0
         while start < len(texts):
             end = start + 1
+            first = lengths[order[start]]
             while (end < len(texts) and end - start < batch_size
-                   and (end - start + 1) * lengths[order[end]] <= token_budget):
+                   and (end - start + 1) * lengths[order[end]] <= token_budget
+                   and lengths[order[end]] <= max(2 * first, first + 16)):
                 end += 1
             idx = order[start:end]
             width = int(lengths[idx].max())
