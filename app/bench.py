@@ -332,6 +332,10 @@ class Bench:
     def serve(self, worker: bool) -> "ServerProcess":
         return ServerProcess(self.data_dir, self.settings, worker=worker)
 
+    def server_log(self) -> str:
+        logs = sorted(self.data_dir.glob("serve-*.log"), key=lambda p: p.stat().st_mtime)
+        return logs[-1].read_text(errors="replace")[-3000:] if logs else ""
+
     def http_ingest(self, url: str, server_pid: int) -> dict:
         n = self.o.ingest_events or min(max(self.o.docs // 10, 5_000), 50_000)
         gen = CorpusGenerator(n, seed=99, prefix="bench-http")
@@ -346,7 +350,7 @@ class Bench:
                 client = local.client = httpx.Client(base_url=url, timeout=120)
             r = client.post("/v1/events", json={"events": batch})
             if r.status_code != 202:
-                raise RuntimeError(f"ingest answered {r.status_code}: {r.text[:200]}")
+                raise RuntimeError(f"ingest answered {r.status_code}: {r.text[:200]}\n{self.server_log()}")
             return r.json()["accepted"]
 
         conc = max(1, min(self.o.concurrency, 4))
@@ -559,12 +563,13 @@ class ServerProcess:
         args = [sys.executable, "-m", "app.cli", "serve", "--data-dir", str(data_dir), "--port", str(self.port)]
         if not worker:
             args.append("--no-worker")
-        self.proc = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True)
+        self.log_path = Path(data_dir) / f"serve-{self.port}.log"
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=self._log)
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"ctxsearch serve exited: {self.proc.stderr.read()[-2000:]}")
+                raise RuntimeError(f"ctxsearch serve exited: {self.log_tail()}")
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
                     return
@@ -574,7 +579,12 @@ class ServerProcess:
         self.stop()
         raise RuntimeError("ctxsearch serve did not become healthy within 180 s")
 
+    def log_tail(self, chars: int = 3000) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-chars:]
+
     def stop(self) -> None:
+        self._log.close()
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
