@@ -340,6 +340,72 @@ def eval_(dataset: str, split: str | None, modes: str, max_queries: int | None, 
         click.echo(report.category_table(result))
     for path in result.get("report", []):
         click.echo(f"wrote {path}", err=True)
+@main.command()
+@click.option("--docs", type=click.IntRange(min=100), default=100_000, show_default=True,
+              help="Searchable documents to build (measured at 10k, 100k, ... on the way).")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=8, show_default=True,
+              help="The higher concurrency for search latency (1 is always measured).")
+@click.option("--steps", default=None, help="Comma-separated sizes to measure on the way (default 10k, 100k, ...).")
+@click.option("--seed-texts", type=click.IntRange(min=10), default=3000, show_default=True,
+              help="Texts embedded with the real model; the rest of the corpus derives from them.")
+@click.option("--queries", type=click.IntRange(min=10), default=200, show_default=True,
+              help="Searches per mode at concurrency 1 (twice as many at the higher concurrency).")
+@click.option("--recall-queries", type=click.IntRange(min=10), default=100, show_default=True)
+@click.option("--ingest-events", type=click.IntRange(min=500), default=None,
+              help="Events posted over HTTP for the ingest rate (default docs/10, 5,000 to 50,000).")
+@click.option("--freshness-s", type=click.FloatRange(min=1), default=20.0, show_default=True,
+              help="How long to post 100 events/s for the freshness measurement.")
+@click.option("--embed-backend", type=click.Choice(["torch", "onnx", "onnx-int8"]), default=None)
+@click.option("--vector-index", type=click.Choice(["ivfflat", "hnsw"]), default=None)
+@click.option("--probes", "ivfflat_probes", type=click.IntRange(min=1), default=None, help="ivfflat.probes.")
+@click.option("--project-index-min-rows", type=click.IntRange(min=0), default=None)
+@data_dir_option
+@click.option("--keep", is_flag=True, help="Keep the bench data dir (default: a temporary dir, deleted after).")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write report.md, bench.json and PNG plots here.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object at the end, nothing else.")
+def bench(docs, concurrency, steps, seed_texts, queries, recall_queries, ingest_events, freshness_s, embed_backend,
+          vector_index, ivfflat_probes, project_index_min_rows, data_dir, keep, report_dir, as_json) -> None:
+    """Build a corpus of DOCS searchable documents and measure ingest, embedding, freshness,
+    search latency, vector recall, storage and index build times."""
+    from app.bench import Bench, BenchOptions, write_report
+
+    try:
+        step_list = [int(x) for x in steps.split(",")] if steps else []
+    except ValueError:
+        _fail("--steps: expected comma-separated integers, e.g. 10000,100000")
+    if any(s < 100 for s in step_list):
+        _fail("--steps: every size must be at least 100")
+    if data_dir is not None and data_dir.exists() and any(data_dir.iterdir()):
+        _fail(f"--data-dir: {data_dir} is not empty; the bench needs a fresh data dir")
+    logging.basicConfig(level="WARNING")
+    quiet = as_json or not sys.stderr.isatty()
+    opts = BenchOptions(
+        docs=docs, concurrency=concurrency, seed_texts=seed_texts, queries=queries, recall_queries=recall_queries,
+        ingest_events=ingest_events, freshness_s=freshness_s, steps=step_list, data_dir=data_dir, keep=keep,
+        show_progress=not quiet,
+        settings={"embed_backend": embed_backend, "vector_index": vector_index, "ivfflat_probes": ivfflat_probes,
+                  "project_index_min_rows": project_index_min_rows},
+    )
+    runner = Bench(opts, log=(lambda m: None) if as_json else (lambda m: click.echo(m, err=True)))
+    try:
+        result = runner.run()
+    finally:
+        runner.close()
+    if report_dir is not None:
+        write_report(result, report_dir)
+    if as_json:
+        click.echo(json.dumps({k: v for k, v in result.items() if k != "details"} | {"details": result["details"]},
+                              default=str))
+        return
+    for key in ("docs", "search_p50_ms", "search_p99_ms", "vector_recall_at_10", "vector_recall_at_10_unfiltered",
+                "ingest_events_per_s", "bulk_load_events_per_s", "embed_docs_per_s", "embed_speedup_vs_torch",
+                "freshness_p50_s", "freshness_p99_s", "bytes_per_event", "bytes_per_document", "warm_build_s",
+                "warm_refresh_s"):
+        value = result.get(key)
+        click.echo(f"{key:32} {value:,.3f}" if isinstance(value, float) else f"{key:32} {value}")
+    if report_dir is not None:
+        click.echo(f"report written to {report_dir}", err=True)
 
 
 if __name__ == "__main__":

@@ -159,6 +159,9 @@ class Database:
 
     def _configure(self, conn: psycopg.Connection) -> None:
         register_vector(conn)
+        # Plans are made for the actual project: a big project's partial ANN index, or an
+        # exact scan of a small project's rows (a generic plan would know neither).
+        conn.execute("SET plan_cache_mode = force_custom_plan")
         # Search-time ANN settings, per connection (pgvector's defaults favour speed over recall).
         conn.execute("SELECT set_config('ivfflat.probes', %s, false), set_config('hnsw.ef_search', %s, false)",
                      (str(self.settings.ivfflat_probes), str(self.settings.hnsw_ef_search)))

@@ -97,10 +97,10 @@ _VECTOR_ARM = """
 vec AS (
     SELECT u.id, u.dist, row_number() OVER (ORDER BY u.dist, u.id) AS rank
     FROM (
-        (SELECT w.id, w.embedding <=> %(qvec)s AS dist FROM warm_docs w
-         WHERE {warm_filters} ORDER BY w.embedding <=> %(qvec)s LIMIT %(candidates)s)
+        (SELECT w.id, w.embedding <=> %(qvec)b AS dist FROM warm_docs w
+         WHERE {warm_filters} ORDER BY w.embedding <=> %(qvec)b LIMIT %(candidates)s)
         UNION ALL
-        (SELECT d.id, d.embedding <=> %(qvec)s AS dist FROM documents d
+        (SELECT d.id, d.embedding <=> %(qvec)b AS dist FROM documents d
          WHERE {hot_filters} AND d.id > (SELECT watermark FROM tier_state) AND d.embedding IS NOT NULL
          ORDER BY 2 LIMIT %(candidates)s)
     ) u

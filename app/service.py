@@ -45,10 +45,11 @@ class Service:
     @classmethod
     def start(cls, settings: Settings, *, run_worker: bool | None = None) -> "Service":
         db = connect_database(settings)
-        embedder = get_embedder(settings.embed_backend, settings.embed_threads)
+        embedder = get_embedder(settings.embed_backend, settings.embed_threads, settings.models_dir)
         run_worker = settings.run_worker if run_worker is None else run_worker
         # The worker gets a model of its own: a query must never wait behind a document batch.
-        worker_embedder = Embedder(settings.embed_backend, settings.embed_threads) if run_worker else None
+        worker_embedder = (Embedder(settings.embed_backend, settings.embed_threads, cache_dir=settings.models_dir)
+                           if run_worker else None)
         svc = cls(settings, db, embedder, worker_embedder)
         if run_worker:
             svc.worker.start()

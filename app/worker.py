@@ -50,11 +50,13 @@ def embed_pending(*, conn: psycopg.Connection, embedder: Embedder, batch_size: i
         if todo:
             for h, v in zip(todo, embedder.embed(list(todo.values()), batch_size=batch_size)):
                 vectors[h] = v
-        with conn.cursor() as cur:
-            cur.executemany(
-                "UPDATE documents SET embedding = %s WHERE project_id = %s AND id = %s",
-                [(vectors[bytes(r[5])], r[0], r[1]) for r in rows],
-            )
+        # One statement for the batch instead of one round trip per document.
+        conn.execute(
+            "UPDATE documents d SET embedding = u.embedding"
+            " FROM unnest(%s::text[], %s::bigint[], %b::vector[]) AS u(project_id, id, embedding)"
+            " WHERE d.project_id = u.project_id AND d.id = u.id",
+            ([r[0] for r in rows], [r[1] for r in rows], [vectors[bytes(r[5])] for r in rows]),
+        )
     return len(rows)
 
 
@@ -93,6 +95,8 @@ def tier_state(conn: psycopg.Connection) -> TierState:
 def rebuild_warm(*, conn: psycopg.Connection, settings: Settings) -> tuple[int, int, int, int | None]:
     """Rebuild the warm materialized view and its indexes, and swap it in."""
     conn.execute("SET maintenance_work_mem = '1GB'")
+    conn.execute("SELECT set_config('ctxsearch.project_index_min_rows', %s, false)",
+                 (str(settings.project_index_min_rows),))
     return conn.execute(
         "SELECT * FROM ctxsearch_rebuild_warm(%s, %s)", (settings.vector_index, settings.ivfflat_min_rows)
     ).fetchone()

@@ -215,8 +215,14 @@ def test_ivfflat_warm_tier_answers_like_an_exact_scan(service, search, corpus_pr
              for m in ("vector", "hybrid")}
     with service.db.connection() as conn:
         assert conn.execute("SHOW ivfflat.probes").fetchone()[0] == str(service.settings.ivfflat_probes)
-        conn.execute("SELECT * FROM ctxsearch_rebuild_warm('ivfflat', 1)")
-        kind, lists = conn.execute("SELECT index_kind, index_lists FROM tier_state").fetchone()
-    assert kind == "ivfflat" and lists >= 10
+        # Index every project, however small, so that this one is read through its own ivfflat index.
+        conn.execute("SELECT set_config('ctxsearch.project_index_min_rows', '1', false)")
+        gen = conn.execute("SELECT generation FROM ctxsearch_rebuild_warm('ivfflat', 1)").fetchone()[0]
+        conn.execute("SELECT set_config('ctxsearch.project_index_min_rows', %s, false)",
+                     (str(service.settings.project_index_min_rows),))
+        assert conn.execute("SELECT index_kind FROM tier_state").fetchone()[0] == "ivfflat"
+        index = conn.execute("SELECT indexdef FROM pg_indexes WHERE tablename = %s AND indexdef LIKE %s",
+                             (f"warm_docs_{gen}", f"%ivfflat%{corpus_project}%")).fetchall()
+    assert len(index) == 1
     for mode, ids in exact.items():
         assert [h["id"] for h in search(corpus_project, "credentials and connection errors", mode=mode, limit=8)] == ids
