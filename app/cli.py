@@ -408,5 +408,32 @@ def bench(docs, concurrency, steps, seed_texts, queries, recall_queries, ingest_
         click.echo(f"report written to {report_dir}", err=True)
 
 
+@main.command("bench-embeddings")
+@click.argument("dataset", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--backends", default="torch,onnx-int8", show_default=True,
+              help="Comma-separated backends; deltas are against the first.")
+@click.option("--max-queries", type=click.IntRange(min=1), default=300, show_default=True)
+@click.option("--distractors", type=click.IntRange(min=0), default=1500, show_default=True,
+              help="Unjudged documents added to the judged ones.")
+@click.option("--full-corpus", is_flag=True, help="Rank against the whole corpus (slow on 2 cores).")
+@data_dir_option
+def bench_embeddings(dataset: Path, backends: str, max_queries: int, distractors: int, full_corpus: bool,
+                     data_dir: Path | None) -> None:
+    """Vector-only nDCG@10 of each embedding backend on a BEIR folder (e.g. SciFact), as one JSON object."""
+    from app.bench_quality import embedding_quality
+    from embeddings.model import BACKENDS
+
+    names = [b.strip() for b in backends.split(",") if b.strip()]
+    bad = [b for b in names if b not in BACKENDS]
+    if not names or bad:
+        _fail(f"--backends: choose from {', '.join(BACKENDS)}")
+    if not (dataset / "corpus.jsonl").exists() or not (dataset / "qrels").is_dir():
+        _fail(f"DATASET: {dataset} is not a BEIR folder (corpus.jsonl, queries.jsonl, qrels/)")
+    result = embedding_quality(dataset, names, max_queries=max_queries,
+                               distractors=None if full_corpus else distractors,
+                               models_dir=_settings(data_dir).models_dir)
+    click.echo(json.dumps(result))
+
+
 if __name__ == "__main__":
     main()
