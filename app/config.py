@@ -81,6 +81,9 @@ class Settings(Limits):
 
     # Search
     rrf_k: int = Field(default=60, ge=1)
+    # Default weight of each arm in fusion (a request's `weights` overrides them).
+    weight_vector: float = Field(default=1.0, ge=0, le=100)
+    weight_text: float = Field(default=1.0, ge=0, le=100)
     overfetch: int = Field(default=5, ge=1, le=50)  # each arm fetches limit * overfetch
     min_candidates: int = 50
     text_config: str = "english"
