@@ -260,8 +260,11 @@ def condense_dirty(*, conn: psycopg.Connection, n_key_events: int = 10, summary_
     One transaction per session, so that ingest into a session waits at most for its own condense.
     """
     done = 0
+    from app.summaries import hold_tier_lock
+
     for _ in range(batch):
         with conn.transaction():
+            hold_tier_lock(conn)
             row = conn.execute(
                 "SELECT project_id, session_id FROM sessions"
                 " WHERE dirty AND updated_at < now() - make_interval(secs => %s)"

@@ -12,6 +12,7 @@ import zstandard
 from app.condense import event_importance
 from app.documents import context_snippet, embed_text, event_body, event_title, search_title
 from app.schemas import EventIn
+from app.summaries import hold_tier_lock
 from embeddings import content_hash
 
 NOTIFY_CHANNEL = "ctxsearch_pending"
@@ -149,7 +150,7 @@ def ingest_events(*, conn: psycopg.Connection, events: list[EventIn], context_ch
         rows = [_staging_row(seq, e, e.id or uuid.uuid4().hex, ctx) for seq, (e, ctx) in enumerate(zip(kept, contexts))]
         conn.execute(_CREATE_STAGING)
         # Held shared so that a warm-tier rebuild can wait for in-flight ids to commit.
-        conn.execute("SELECT pg_advisory_xact_lock_shared(ctxsearch_tier_lock_key())")
+        hold_tier_lock(conn)
         with conn.cursor() as cur:
             with cur.copy(f"COPY staging_events ({', '.join(_STAGING_COLUMNS)}) FROM STDIN") as copy:
                 for row in rows:

@@ -7,6 +7,8 @@ these methods, which call the data-access functions with a pooled connection.
 from __future__ import annotations
 
 import logging
+
+import psycopg
 import time
 from datetime import datetime
 from functools import cached_property
@@ -23,7 +25,7 @@ from app.paging import (
     MAX_PAGED_RESULTS, PageState, TokenCounter, decode_cursor, encode_cursor, fit_budget, remember,
 )
 from app.search import SearchParams, hit_id, timed_search
-from app.summaries import set_agent_summary
+from app.summaries import hold_tier_lock, set_agent_summary
 from app.worker import Worker, queue_depth
 from embeddings import Embedder, get_embedder
 
@@ -61,8 +63,16 @@ class Service:
 
     # -- write path -------------------------------------------------------
     def ingest(self, events: list[EventIn]) -> IngestResponse:
-        with self.db.connection() as conn:
-            r = ingest_events(conn=conn, events=events, context_chars=self.settings.event_context_chars)
+        # A deadlock victim's transaction stored nothing, and ingest is idempotent: try again.
+        for attempt in range(3):
+            try:
+                with self.db.connection() as conn:
+                    r = ingest_events(conn=conn, events=events, context_chars=self.settings.event_context_chars)
+                break
+            except psycopg.errors.DeadlockDetected:
+                if attempt == 2:
+                    raise DatabaseUnavailable("database busy: the batch lost a lock conflict three times; retry it")
+                log.warning("ingest: deadlock, retrying the batch")
         return IngestResponse(accepted=r.accepted, duplicates=r.duplicates)
 
     def put_summary(self, project_id: str, session_id: str, summary: str) -> None:
@@ -128,6 +138,7 @@ class Service:
                 raise NotFound(f"no session {session_id!r} in project {project_id!r}")
             if row["condensed_at"] is None or self._is_dirty(conn, project_id, session_id):
                 with conn.transaction():
+                    hold_tier_lock(conn)
                     condense_session(conn=conn, project_id=project_id, session_id=session_id,
                                      n_key_events=self.settings.key_events,
                                      summary_max_chars=self.settings.summary_max_chars)

@@ -10,6 +10,16 @@ from app.documents import embed_text, search_title
 from embeddings import content_hash
 
 
+def hold_tier_lock(conn: psycopg.Connection) -> None:
+    """Take the tier lock shared, as every writer of documents does.
+
+    Take it first in a transaction, before any row lock: a rebuild waiting for it
+    exclusively queues later takers, and a writer that already held a session row
+    would then close a cycle with an ingest holding the lock and waiting for that row.
+    """
+    conn.execute("SELECT pg_advisory_xact_lock_shared(ctxsearch_tier_lock_key())")
+
+
 def summary_title(session_id: str) -> str:
     return f"Session {session_id}"
 
@@ -25,7 +35,7 @@ def write_summary_document(*, conn: psycopg.Connection, project_id: str, session
     ).fetchone()
     if current and bytes(current[0]) == h:
         return
-    conn.execute("SELECT pg_advisory_xact_lock_shared(ctxsearch_tier_lock_key())")
+    hold_tier_lock(conn)
     conn.execute(
         "DELETE FROM documents WHERE project_id = %s AND session_id = %s AND kind = 'summary'",
         (project_id, session_id),
@@ -49,6 +59,7 @@ def drop_summary_document(*, conn: psycopg.Connection, project_id: str, session_
 def set_agent_summary(*, conn: psycopg.Connection, project_id: str, session_id: str, summary: str) -> None:
     """The agent's own summary wins over the extracted one, now and after later condensing."""
     with conn.transaction():
+        hold_tier_lock(conn)
         row = conn.execute(
             "INSERT INTO sessions AS s (project_id, session_id, agent_summary, dirty, updated_at)"
             " VALUES (%s, %s, %s, false, now())"
