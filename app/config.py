@@ -81,9 +81,11 @@ class Settings(Limits):
 
     # Search
     rrf_k: int = Field(default=60, ge=1)
-    # Default weight of each arm in fusion (a request's `weights` overrides them).
+    # Default weight of each arm in fusion (a request's `weights` overrides them). The text
+    # arm leads: on dev data 1.5 left SciFact hybrid nDCG@10 unchanged (0.714) and lifted
+    # LoCoMo turn recall@10 from 0.702 to 0.719, where MiniLM alone is weak (0.55).
     weight_vector: float = Field(default=1.0, ge=0, le=100)
-    weight_text: float = Field(default=1.0, ge=0, le=100)
+    weight_text: float = Field(default=1.5, ge=0, le=100)
     overfetch: int = Field(default=5, ge=1, le=50)  # each arm fetches limit * overfetch
     min_candidates: int = 50
     text_config: str = "english"
