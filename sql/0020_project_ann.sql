@@ -11,8 +11,9 @@
 -- smaller projects are read exactly through the (project_id, id) index: the view
 -- is ordered by project, so their rows lie together.
 --
--- Changed against 0010 (nothing else): the ANN index block before the ANALYZE; the
--- document lengths and text statistics of 0010 are kept as they were.
+-- Changed against 0002: the ANN index block before the ANALYZE, and the document
+-- lengths (`tlen`) and per-project text statistics of 0010, built and swapped in with
+-- each generation.
 -- With project_index_min_rows > 0 (the default) it builds the per-project partial
 -- indexes and no global ANN index; with 0 it builds the global index as before.
 
@@ -107,3 +108,7 @@ BEGIN
     RETURN QUERY SELECT new_gen, wm, n_rows, n_lists;
 END;
 $$;
+
+-- Rebuild once now so that the warm view carries lengths and the text statistics exist
+-- (keeping the kind of ANN index the current generation has).
+SELECT ctxsearch_rebuild_warm(coalesce((SELECT index_kind FROM tier_state), 'ivfflat'));
