@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 import shutil
 import socket
 import subprocess

@@ -88,7 +88,6 @@ class Settings(Limits):
     weight_text: float = Field(default=1.5, ge=0, le=100)
     overfetch: int = Field(default=5, ge=1, le=50)  # each arm fetches limit * overfetch
     min_candidates: int = 50
-    text_config: str = "english"
     # Signs search cursors. They grant nothing the query itself does not, so the default
     # only catches altered cursors; set a secret to make them unforgeable.
     cursor_secret: str = "ctxsearch-cursor"

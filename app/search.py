@@ -45,7 +45,6 @@ class SearchParams:
     bm25_b: float = 0.75
     text_pool: int = 5000  # warm text candidates scored by BM25
     context_weight: float = 0.5  # a term from the previous event counts this much
-    extra: dict = field(default_factory=dict)
 
 
 def file_patterns(files: list[str]) -> list[str]:

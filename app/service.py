@@ -10,7 +10,6 @@ import logging
 
 import psycopg
 import time
-from datetime import datetime
 from functools import cached_property
 
 from app.condense import condense_session, get_session
@@ -209,6 +208,3 @@ class Service:
         except DatabaseUnavailable:
             return None
 
-
-def parse_time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
