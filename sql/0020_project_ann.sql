@@ -11,13 +11,15 @@
 -- smaller projects are read exactly through the (project_id, id) index: the view
 -- is ordered by project, so their rows lie together.
 --
--- Changed against 0002: the ANN index block before the ANALYZE, and the document
--- lengths (`tlen`) and per-project text statistics of 0010, built and swapped in with
--- each generation.
+-- Each generation also carries the document lengths (`tlen`) and builds the
+-- per-project text statistics of 0010, swapped in together with the view.
 -- With project_index_min_rows > 0 (the default) it builds the per-project partial
 -- indexes and no global ANN index; with 0 it builds the global index as before.
 
-CREATE OR REPLACE FUNCTION ctxsearch_rebuild_warm(index_kind text DEFAULT 'ivfflat', min_rows bigint DEFAULT 5000)
+-- Rebuild the warm tier. index_kind: 'ivfflat' or 'hnsw'; without per-project indexes
+-- (project_index_min_rows = 0), one global ivfflat index once the tier holds min_rows
+-- documents, an exact scan below that.
+CREATE FUNCTION ctxsearch_rebuild_warm(index_kind text DEFAULT 'ivfflat', min_rows bigint DEFAULT 5000)
 RETURNS TABLE (generation integer, watermark bigint, warm_rows bigint, lists integer)
 LANGUAGE plpgsql AS $$
 DECLARE
