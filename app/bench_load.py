@@ -6,36 +6,12 @@ import numpy as np
 import psycopg
 
 from app.ingest import _STAGING_COLUMNS as _COLUMNS
+from app.ingest import insert_sql
 
 _TYPES = ["integer", "text", "text", "text", "timestamptz", "text", "text", "text[]", "integer", "text", "bytea",
           "text", "text", "text", "real", "bytea", "text", "vector"]
 
-_LOAD = """
-WITH ins AS (
-    INSERT INTO events (project_id, event_id, session_id, ts, type, tool, files, tokens, content, payload)
-    SELECT project_id, event_id, session_id, ts, type, tool, files, tokens, content, payload
-    FROM bulk_events ORDER BY seq
-    ON CONFLICT (project_id, event_id) DO NOTHING
-    RETURNING project_id, event_id
-), docs AS (
-    INSERT INTO documents (project_id, kind, session_id, event_id, type, title, body, files, ts,
-                           importance, content_hash, embedding, tsv, context)
-    SELECT s.project_id, 'event', s.session_id, s.event_id, s.type, s.title, s.body,
-           coalesce(s.files, '{}'), s.ts, s.importance, s.content_hash, s.embedding,
-           ctxsearch_event_tsv(s.search_title, s.body, s.context), s.context
-    FROM bulk_events s JOIN ins USING (project_id, event_id)
-    ORDER BY s.seq
-    RETURNING 1
-)
-INSERT INTO sessions AS t (project_id, session_id, started_at, ended_at, event_count, dirty, condensed_at)
-SELECT s.project_id, s.session_id, min(s.ts), max(s.ts), count(*), false, now()
-FROM bulk_events s JOIN ins USING (project_id, event_id)
-GROUP BY s.project_id, s.session_id
-ON CONFLICT (project_id, session_id) DO UPDATE SET
-    started_at  = least(t.started_at, excluded.started_at),
-    ended_at    = greatest(t.ended_at, excluded.ended_at),
-    event_count = t.event_count + excluded.event_count
-"""
+_LOAD = insert_sql("bulk_events", embedding=True, condensed=True)
 
 
 def copy_events(*, conn: psycopg.Connection, rows: list[tuple], vectors: np.ndarray) -> None:

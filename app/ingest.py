@@ -30,40 +30,51 @@ CREATE TEMP TABLE IF NOT EXISTS staging_events (
 ) ON COMMIT DELETE ROWS
 """
 
-# One statement: new events, their documents and their sessions. Existing
-# (project_id, event_id) pairs are skipped, so a retried batch stores nothing twice.
-_INSERT = """
-WITH ins AS (
-    INSERT INTO events (project_id, event_id, session_id, ts, type, tool, files, tokens, content, payload)
-    SELECT project_id, event_id, session_id, ts, type, tool, files, tokens, content, payload
-    FROM staging_events ORDER BY seq
-    ON CONFLICT (project_id, event_id) DO NOTHING
-    RETURNING project_id, event_id
-), docs AS (
+# One statement: new events, their documents and their sessions. An event's id is held
+# once, by its document (documents_event_uq): the document goes in first and existing
+# (project_id, event_id) pairs are skipped, then only the events whose document was new,
+# so a retried batch stores nothing twice. `condensed` marks bulk-loaded sessions as
+# already condensed; ingested ones wait for condense.
+def insert_sql(staging: str, *, embedding: bool = False, condensed: bool = False) -> str:
+    emb_col, emb_val = (", embedding", ", s.embedding") if embedding else ("", "")
+    if condensed:
+        new_state, on_conflict = "false, now(), now()", ""
+    else:
+        new_state, on_conflict = "true, now(), NULL", ",\n        dirty = true, updated_at = now()"
+    return f"""
+WITH docs AS (
     INSERT INTO documents (project_id, kind, session_id, event_id, type, title, body, files, ts,
-                           importance, content_hash, tsv, context)
+                           importance, content_hash, tsv, context{emb_col})
     SELECT s.project_id, 'event', s.session_id, s.event_id, s.type, s.title, s.body,
-           coalesce(s.files, '{}'), s.ts, s.importance, s.content_hash,
-           ctxsearch_event_tsv(s.search_title, s.body, s.context), s.context
-    FROM staging_events s JOIN ins USING (project_id, event_id)
+           coalesce(s.files, '{{}}'), s.ts, s.importance, s.content_hash,
+           ctxsearch_event_tsv(s.search_title, s.body, s.context), s.context{emb_val}
+    FROM {staging} s ORDER BY s.seq
+    ON CONFLICT (project_id, event_id) WHERE kind = 'event' DO NOTHING
+    RETURNING project_id, event_id
+), ins AS (
+    INSERT INTO events (project_id, event_id, session_id, ts, type, tool, files, tokens, content, payload)
+    SELECT s.project_id, s.event_id, s.session_id, s.ts, s.type, s.tool, s.files, s.tokens, s.content, s.payload
+    FROM {staging} s JOIN docs USING (project_id, event_id)
     ORDER BY s.seq
     RETURNING 1
 ), sess AS (
-    INSERT INTO sessions AS t (project_id, session_id, started_at, ended_at, event_count, dirty, updated_at)
-    SELECT s.project_id, s.session_id, min(s.ts), max(s.ts), count(*), true, now()
-    FROM staging_events s JOIN ins USING (project_id, event_id)
+    INSERT INTO sessions AS t (project_id, session_id, started_at, ended_at, event_count, dirty,
+                               updated_at, condensed_at)
+    SELECT s.project_id, s.session_id, min(s.ts), max(s.ts), count(*), {new_state}
+    FROM {staging} s JOIN docs USING (project_id, event_id)
     GROUP BY s.project_id, s.session_id
     ORDER BY s.project_id, s.session_id
     ON CONFLICT (project_id, session_id) DO UPDATE SET
         started_at  = least(t.started_at, excluded.started_at),
         ended_at    = greatest(t.ended_at, excluded.ended_at),
-        event_count = t.event_count + excluded.event_count,
-        dirty       = true,
-        updated_at  = now()
+        event_count = t.event_count + excluded.event_count{on_conflict}
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM docs), (SELECT count(*) FROM sess)
 """
+
+
+_INSERT = insert_sql("staging_events")
 
 _compressor = zstandard.ZstdCompressor(level=3)
 _decompressor = zstandard.ZstdDecompressor()
