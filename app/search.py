@@ -43,8 +43,10 @@ class SearchParams:
     exclude_summaries: list[str] = field(default_factory=list)
     bm25_k1: float = 1.2
     bm25_b: float = 0.75
-    text_pool: int = 5000  # warm text candidates scored by BM25
+    text_pool: int = 200  # warm candidates from the top lists scored exactly by BM25
+    match_pool: int = 5000  # warm matches (best by ts_rank) scored when the lists are not used
     context_weight: float = 0.5  # a term from the previous event counts this much
+    text_exact: bool = False  # read every warm match instead of the top lists (slow on large projects)
 
 
 def file_patterns(files: list[str]) -> list[str]:
@@ -68,6 +70,13 @@ def file_patterns(files: list[str]) -> list[str]:
 _SNAPSHOT = """({0}.id <= %(max_id)s OR ({0}.kind = 'summary' AND EXISTS (
     SELECT 1 FROM documents o WHERE o.project_id = {0}.project_id AND o.session_id = {0}.session_id
     AND o.id <= %(max_id)s)))"""
+
+
+def _narrowed(p: SearchParams) -> bool:
+    """Whether a filter beyond the project applies (a page's snapshot leaves out only
+    documents newer than the first page: not a filter that empties the top lists)."""
+    return bool(p.session_id is not None or p.types or p.kinds or p.since is not None or p.until is not None
+                or p.files)
 
 
 def _filters(alias: str, p: SearchParams) -> sql.Composable:
@@ -107,38 +116,28 @@ vec AS (
     ORDER BY u.dist, u.id LIMIT %(candidates)s
 )"""
 
-# The text arm scores with Okapi BM25 inside the database. Candidates are the documents
-# matching any query term: the best `text_pool` of the warm tier by ts_rank (a cheap
-# bound for very large projects; at the default it covers every match of a typical
-# project) and every hot match. Term frequencies are the position counts of the query's
-# lexemes in the stored tsvector, cut down to those lexemes first (setweight marks them,
-# ts_filter keeps them: C code, no row per lexeme of the document), where a position of
-# the previous event's text (weight D) counts `context_weight`; document frequencies
-# and lengths come from the warm generation's statistics plus the hot documents, counted
+# The text arm scores with Okapi BM25 inside the database, in two steps. Warm candidates
+# come from the generation's top lists (0023): per query lexeme, its best documents
+# with their term weights, so summing idf x weight ranks the candidates without reading
+# a single document (a common lexeme's list holds only its `text_top_docs` best
+# documents, a rarer lexeme's all of them). The best `text_pool` of those, and every hot
+# match, are then scored exactly. With filters beyond the project, every listed
+# document is checked against them; when fewer than the page needs pass, the warm
+# matches are read instead (ranked by ts_rank, at most `match_pool`), as they are
+# always with `text_exact` (the reference the bench measures the lists against).
+#
+# Exact scores: term frequencies are the position counts of the query's lexemes in the
+# stored tsvector, cut down to those lexemes first (setweight marks them, ts_filter
+# keeps them: C code, no row per lexeme of the document), where a position of the
+# previous event's text (weight D) counts `context_weight`; document frequencies and
+# lengths come from the warm generation's statistics plus the hot documents, counted
 # here, so that even a project that has never been through a rebuild is scored exactly.
-_TEXT_ARM = """
+_TEXT_HEAD = """
 qlex AS MATERIALIZED (
     SELECT u.lexeme, coalesce(array_length(u.positions, 1), 1) AS qtf
     FROM unnest(to_tsvector('english'::regconfig, %(query)s)) AS u
 ),
 qarr AS MATERIALIZED (SELECT coalesce(array_agg(lexeme), '{{}}') AS lexemes FROM qlex),
-tcand AS MATERIALIZED (
-    (SELECT w.id, w.tsv, w.tlen, false AS hot, true AS keep FROM warm_docs w, qry q
-     WHERE {warm_filters} AND w.tsv @@ q.tq ORDER BY ts_rank(w.tsv, q.tq, 1) DESC LIMIT %(text_pool)s)
-    UNION ALL
-    (SELECT d.id, d.tsv, d.tlen, true AS hot, ({hot_filters}) AS keep FROM documents d, qry q
-     WHERE d.project_id = %(project_id)s AND d.id > (SELECT watermark FROM tier_state) AND d.tsv @@ q.tq)
-),
-tterm AS MATERIALIZED (
-    SELECT c.id, c.hot, c.keep, c.tlen::float8 AS tlen, u.lexeme,
-           coalesce(array_length(u.positions, 1), 1)
-         - (1 - %(context_weight)s) * coalesce((
-               SELECT array_length(v.positions, 1)
-               FROM unnest(ts_filter(setweight(setweight(ts_filter(c.tsv, '{{d}}'), 'D'), 'A', a.lexemes), '{{a}}')) AS v
-               WHERE v.lexeme = u.lexeme), 0) AS tf
-    FROM tcand c CROSS JOIN qarr a
-    CROSS JOIN LATERAL unnest(ts_filter(setweight(setweight(c.tsv, 'D'), 'A', a.lexemes), '{{a}}')) AS u
-),
 tstat AS MATERIALIZED (
     SELECT (w.n_docs + h.n_docs)::float8 AS n_docs,
            greatest((w.sum_len + h.sum_len)::float8 / nullif(w.n_docs + h.n_docs, 0), 1) AS avgdl
@@ -146,9 +145,54 @@ tstat AS MATERIALIZED (
           WHERE project_id = %(project_id)s AND id > (SELECT watermark FROM tier_state)) h
     CROSS JOIN (SELECT coalesce(sum(n_docs), 0) AS n_docs, coalesce(sum(sum_len), 0) AS sum_len
                 FROM warm_text_stats WHERE project_id = %(project_id)s) w
+),"""
+
+# Warm candidates from the top lists, ranked by approximate score (warm document frequencies).
+_TEXT_LISTS = """
+tlist AS MATERIALIZED (
+    SELECT u.id, sum(l.qtf * ctxsearch_idf(s.n_docs, wd.df) * u.tw) AS approx
+    FROM qlex l
+    JOIN warm_text_df wd ON wd.project_id = %(project_id)s AND wd.lexeme = l.lexeme
+    JOIN warm_text_top tt ON tt.project_id = %(project_id)s AND tt.lexeme = l.lexeme
+    CROSS JOIN tstat s
+    CROSS JOIN LATERAL unnest(tt.ids, tt.weights) AS u(id, tw)
+    GROUP BY u.id
+),
+twarm AS MATERIALIZED (
+    SELECT w.id, w.tsv, w.tlen
+    FROM (SELECT id, approx FROM tlist ORDER BY approx DESC, id {pre_limit}) a
+    JOIN warm_docs w ON w.project_id = %(project_id)s AND w.id = a.id
+    WHERE {warm_filters}
+    ORDER BY a.approx DESC, a.id LIMIT %(text_pool)s
+),"""
+
+# Every warm match, ranked by ts_rank: with `text_exact`, or when filters leave too few listed.
+_TEXT_MATCHES = """
+    (SELECT w.id, w.tsv, w.tlen, false AS hot, true AS keep FROM warm_docs w, qry q
+     WHERE {warm_filters} AND w.tsv @@ q.tq {fallback}
+     ORDER BY ts_rank(w.tsv, q.tq, 1) DESC LIMIT %(match_pool)s)"""
+
+_FALLBACK = "AND (SELECT count(*) FROM twarm) < %(candidates)s AND w.id NOT IN (SELECT id FROM twarm)"
+
+_TEXT_CANDIDATES = """
+tcand AS MATERIALIZED (
+    {warm}
+    UNION ALL
+    (SELECT d.id, d.tsv, d.tlen, true AS hot, ({hot_filters}) AS keep FROM documents d, qry q
+     WHERE d.project_id = %(project_id)s AND d.id > (SELECT watermark FROM tier_state) AND d.tsv @@ q.tq)
+),"""
+
+_TEXT_SCORE = """
+tterm AS MATERIALIZED (
+    SELECT c.id, c.hot, c.keep, c.tlen::float8 AS tlen, u.lexeme,
+           coalesce(cardinality(u.positions), 1)
+         - (1 - %(context_weight)s) * coalesce(cardinality(array_positions(u.weights, 'D')), 0) AS tf
+    FROM tcand c CROSS JOIN qarr a
+    CROSS JOIN LATERAL unnest(c.tsv) AS u
+    WHERE u.lexeme = ANY(a.lexemes)
 ),
 tidf AS MATERIALIZED (
-    SELECT l.lexeme, l.qtf * ln(1 + greatest(s.n_docs - l.df + 0.5, 0) / (l.df + 0.5)) AS w
+    SELECT l.lexeme, l.qtf * ctxsearch_idf(s.n_docs, l.df) AS w
     FROM (SELECT l.lexeme, l.qtf::float8 AS qtf, (coalesce(wd.df, 0) + coalesce(hd.df, 0))::float8 AS df
           FROM qlex l
           LEFT JOIN warm_text_df wd ON wd.project_id = %(project_id)s AND wd.lexeme = l.lexeme
@@ -212,14 +256,34 @@ _SEEN_SUMMARY = """NOT EXISTS (SELECT 1 FROM documents s WHERE s.project_id = %(
     AND s.kind = 'summary' AND s.session_id = ANY(%(exclude_summaries)s))"""
 
 
+def _text_arm(p: SearchParams, warm: sql.Composable, hot: sql.Composable) -> sql.Composable:
+    parts = [sql.SQL(_TEXT_HEAD).format()]
+    if p.text_exact:
+        warm_rows = sql.SQL(_TEXT_MATCHES).format(warm_filters=warm, fallback=sql.SQL(""))
+    else:
+        narrowed = _narrowed(p)
+        # Unfiltered, the best listed documents are all it needs to read.
+        pre_limit = sql.SQL("" if narrowed else "LIMIT %(text_pool)s")
+        parts.append(sql.SQL(_TEXT_LISTS).format(pre_limit=pre_limit, warm_filters=warm))
+        warm_rows = sql.SQL("(SELECT id, tsv, tlen, false AS hot, true AS keep FROM twarm)")
+        if narrowed:
+            warm_rows = sql.SQL("{} UNION ALL {}").format(
+                warm_rows, sql.SQL(_TEXT_MATCHES).format(warm_filters=warm, fallback=sql.SQL(_FALLBACK)))
+    parts.append(sql.SQL(_TEXT_CANDIDATES).format(warm=warm_rows, hot_filters=hot))
+    parts.append(sql.SQL(_TEXT_SCORE).format())
+    return sql.Composed(parts)
+
+
 def build_search_sql(p: SearchParams) -> sql.Composed:
     warm = _filters("w", p)
     hot = _filters("d", p)
     ctes = [sql.SQL("qry AS (SELECT ctxsearch_query(%(query)s) AS tq)")]
     ctes.append(sql.SQL(_VECTOR_ARM if p.mode in ("hybrid", "vector") else _EMPTY_VECTOR_ARM)
                 .format(warm_filters=warm, hot_filters=hot))
-    ctes.append(sql.SQL(_TEXT_ARM if p.mode in ("hybrid", "text") else _EMPTY_TEXT_ARM)
-                .format(warm_filters=warm, hot_filters=hot))
+    if p.mode in ("hybrid", "text"):
+        ctes.append(_text_arm(p, warm, hot))
+    else:
+        ctes.append(sql.SQL(_EMPTY_TEXT_ARM))
     ctes.append(sql.SQL(_FUSE_WEIGHTED if p.fusion == "weighted" else _FUSE_RRF))
     exclude = [sql.SQL("true")]
     if p.exclude_ids:
@@ -259,6 +323,7 @@ def search(*, conn: psycopg.Connection, params: SearchParams, query_vector: np.n
         "b": float(params.bm25_b),
         "context_weight": float(params.context_weight),
         "text_pool": max(params.text_pool, params.candidates + params.offset),
+        "match_pool": max(params.match_pool, params.candidates + params.offset),
     }
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(build_search_sql(params), values).fetchall()

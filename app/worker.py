@@ -95,8 +95,9 @@ def tier_state(conn: psycopg.Connection) -> TierState:
 def rebuild_warm(*, conn: psycopg.Connection, settings: Settings) -> tuple[int, int, int, int | None]:
     """Rebuild the warm materialized view and its indexes, and swap it in."""
     conn.execute("SET maintenance_work_mem = '1GB'")
-    conn.execute("SELECT set_config('ctxsearch.project_index_min_rows', %s, false)",
-                 (str(settings.project_index_min_rows),))
+    conn.execute("SELECT set_config('ctxsearch.project_index_min_rows', %s, false),"
+                 " set_config('ctxsearch.text_top_docs', %s, false)",
+                 (str(settings.project_index_min_rows), str(settings.text_top_docs)))
     return conn.execute(
         "SELECT * FROM ctxsearch_rebuild_warm(%s, %s)", (settings.vector_index, settings.ivfflat_min_rows)
     ).fetchone()

@@ -7,6 +7,8 @@ import uuid
 
 import pytest
 
+from app.search import SearchParams
+from app.search import search as run_search
 from app.worker import rebuild_warm
 from tests.conftest import event
 
@@ -226,3 +228,38 @@ def test_ivfflat_warm_tier_answers_like_an_exact_scan(service, search, corpus_pr
     assert len(index) == 1
     for mode, ids in exact.items():
         assert [h["id"] for h in search(corpus_project, "credentials and connection errors", mode=mode, limit=8)] == ids
+
+
+def test_text_top_lists_bound_candidates_and_filters_fall_back(client, service, settings, project, wait_indexed,
+                                                                search):
+    # "widget" is in every event: short ones in sessions a and b, long ones in session c.
+    filler = " ".join(f"word{i}" for i in range(30))
+    evs = [event(project, "a" if n % 2 else "b", n, "note", f"widget render {'widget ' * (n % 3)}", id=f"s{n}")
+           for n in range(20)]
+    evs += [event(project, "c", 100 + n, "note", f"widget {filler} zephyr{n}", id=f"l{n}") for n in range(6)]
+    assert client.post("/v1/events", json={"events": evs}).status_code == 202
+    wait_indexed(project)
+    try:
+        with service.db.connection() as conn:
+            rebuild_warm(conn=conn, settings=settings.model_copy(update={"text_top_docs": 5}))
+            lists = {lex: (n, df) for lex, n, df in conn.execute(
+                "SELECT t.lexeme, cardinality(t.ids), d.df FROM warm_text_top t"
+                " JOIN warm_text_df d USING (project_id, lexeme) WHERE project_id = %s", (project,))}
+            assert lists["widget"] == (5, 29) and lists["render"][0] == 5  # common: cut to the best 5
+            assert all(n == min(df, 5) for n, df in lists.values())  # rarer: every document
+
+            # Unfiltered, the candidates are the list's documents, the best 5 for this term.
+            def ranked(**extra) -> list[int]:
+                params = SearchParams(query="widget", project_id=project, mode="text", limit=10, **extra)
+                return [r["doc_id"] for r in run_search(conn=conn, params=params, query_vector=None)]
+
+            listed, exact = ranked(), ranked(text_exact=True)
+            assert len(exact) == 10 and listed == exact[:5]
+            # Session c's events are in no list: filtered to it, the search reads the matches instead.
+            assert ranked(session_id="c", kinds=["event"]) == ranked(session_id="c", kinds=["event"], text_exact=True)
+
+        hits = search(project, "widget", mode="text", session_id="c", kinds=["event"], limit=10)
+        assert {h["id"] for h in hits} == {f"l{n}" for n in range(6)}
+    finally:
+        with service.db.connection() as conn:
+            rebuild_warm(conn=conn, settings=settings)
