@@ -61,7 +61,7 @@ class Settings(Limits):
     run_worker: bool = True  # serve runs a worker thread unless told not to
     embed_batch_size: int = Field(default=64, ge=1, le=1024)
     worker_poll_s: float = 0.5
-    # onnx-int8 embeds ~3x faster than torch fp32 on CPU with SciFact nDCG@10 within 0.01
+    # onnx-int8 embeds ~4x faster than torch fp32 on CPU with SciFact nDCG@10 within 0.01
     # (see README, Performance); torch stays available as the fp32 reference.
     embed_backend: Literal["torch", "onnx", "onnx-int8"] = "onnx-int8"
     embed_threads: int | None = None

@@ -30,6 +30,20 @@ def test_onnx_backends_match_fp32(settings, service, reference, backend, min_cos
     assert cosine.min() >= min_cosine, cosine
 
 
+def test_int8_graph_is_fused_and_fully_quantized(settings, service):
+    """The speed of onnx-int8 rests on this shape: one QAttention per layer (QKV in int8), every
+    other projection an int8 MatMul, and no SkipLayerNormalization (slow on CPU)."""
+    from collections import Counter
+
+    import onnx
+
+    from embeddings.model import export_onnx
+
+    ops = Counter(n.op_type for n in onnx.load(str(export_onnx(settings.models_dir, int8=True))).graph.node)
+    assert ops["QAttention"] == 6 and ops["MatMulInteger"] == 18 and ops["EmbedLayerNormalization"] == 1, ops
+    assert not {"Attention", "MatMul", "SkipLayerNormalization", "BiasGelu"} & set(ops), ops
+
+
 def test_unknown_backend_is_refused():
     with pytest.raises(ValueError, match="embed_backend"):
         Embedder("tensorflow")
