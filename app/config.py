@@ -73,7 +73,10 @@ class Settings(Limits):
     refresh_interval_s: float = 300.0
     vector_index: Literal["ivfflat", "hnsw"] = "ivfflat"
     ivfflat_min_rows: int = 5_000  # below this an exact scan is faster and exact
-    ivfflat_probes: int = Field(default=10, ge=1)
+    # Lists scanned per ivfflat search (each project index has rows/1000 lists). At 1M
+    # documents on the bench corpus, 8 kept filtered recall@10 at 0.975 (10: 0.985, 6: 0.964)
+    # and took the vector arm from ~11 to ~8 ms.
+    ivfflat_probes: int = Field(default=8, ge=1)
     hnsw_ef_search: int = Field(default=100, ge=1)
     # Projects with at least this many warm documents get an ANN index of their own
     # (filtered recall); smaller ones are scanned exactly. 0 turns it off.

@@ -149,13 +149,16 @@ tstat AS MATERIALIZED (
 
 # Warm candidates from the top lists, ranked by approximate score (warm document frequencies).
 _TEXT_LISTS = """
-tlist AS MATERIALIZED (
-    SELECT u.id, sum(l.qtf * ctxsearch_idf(s.n_docs, wd.df) * u.tw) AS approx
+tlq AS MATERIALIZED (
+    SELECT tt.ids, tt.weights, l.qtf * ctxsearch_idf(s.n_docs, wd.df) AS iw
     FROM qlex l
     JOIN warm_text_df wd ON wd.project_id = %(project_id)s AND wd.lexeme = l.lexeme
     JOIN warm_text_top tt ON tt.project_id = %(project_id)s AND tt.lexeme = l.lexeme
     CROSS JOIN tstat s
-    CROSS JOIN LATERAL unnest(tt.ids, tt.weights) AS u(id, tw)
+),
+tlist AS MATERIALIZED (
+    SELECT u.id, sum(q.iw * u.tw) AS approx
+    FROM tlq q CROSS JOIN LATERAL unnest(q.ids, q.weights) AS u(id, tw)
     GROUP BY u.id
 ),
 twarm AS MATERIALIZED (
