@@ -379,7 +379,11 @@ class Bench:
             client = getattr(local, "client", None)
             if client is None:
                 client = local.client = httpx.Client(base_url=url, timeout=120)
-            r = client.post("/v1/events", json={"events": batch})
+            try:
+                r = client.post("/v1/events", json={"events": batch})
+            except httpx.HTTPError as exc:
+                failures.append(f"{type(exc).__name__}: {exc}")
+                return 0
             if r.status_code != 202:
                 # Counted and shown, not fatal: the run still measures everything else.
                 failures.append(f"{r.status_code}: {r.text[:200]}")
