@@ -120,3 +120,18 @@ def test_events_are_embedded_with_the_event_before_them(client, service, project
                                 (project,)).fetchall())
     assert ctx == {"s1-0": None, "s1-2": "Which breed is the new puppy?", "s2-1": None,
                    "s1-3": "A golden retriever."}
+
+
+def test_payloads_compress_on_concurrent_request_threads():
+    """Ingest runs on the API's thread pool: payload (de)compression must be thread-safe."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.ingest import compress_payload, decompress_payload
+
+    payloads = [{"n": n, "diff": "".join(f"line {i} of change {n}\n" for i in range(400))} for n in range(64)]
+
+    def round_trip(p: dict) -> bool:
+        return all(decompress_payload(compress_payload(p)) == p for _ in range(20))
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(round_trip, payloads))
