@@ -323,9 +323,16 @@ class Bench:
             return dict(conn.execute("SELECT project_id, count(*) FROM documents GROUP BY project_id").fetchall())
 
     def latency(self, url: str) -> dict:
-        """Search latency per mode at concurrency 1 and C, measured by the client over HTTP."""
+        """Search latency per mode at concurrency 1 and C, measured by the client over HTTP
+        after 10 warm-up queries per mode."""
         out = {}
         counts = self.project_counts()
+        # The server was just started: warm its connection pool, the model and the caches with
+        # a few queries per mode (not measured, and not repeated below: every text is distinct).
+        with httpx.Client(base_url=url, timeout=30) as client:
+            for mode in MODES:
+                for project, q in CorpusGenerator(self.o.docs, seed=4242).queries(10, counts):
+                    client.post("/v1/search", json={"query": f"warm-up {q}", "project_id": project, "mode": mode})
         for conc in sorted({1, self.o.concurrency}):
             n = self.o.queries * (1 if conc == 1 else 2)
             for mode in MODES:
