@@ -39,7 +39,7 @@ from app.config import Settings
 from app.documents import embed_text
 from app.ingest import _staging_row
 from app.schemas import EventIn
-from app.search import SearchParams, search
+from app.search import SearchParams, search, tuning
 from app.worker import rebuild_warm
 
 MODES = ("hybrid", "vector", "text")
@@ -280,14 +280,11 @@ class Bench:
         """Recall@10 of the text arm's top lists (and of hybrid search with them) against
         exhaustive BM25 over every match. A hit counts when its exact score reaches the
         exhaustive 10th score, so that ties are not counted as misses."""
-        s = self.settings
         recall: dict[str, list[float]] = {"text": [], "hybrid": []}
         for (project, q), v in self.bar(iterable=list(zip(queries, qvecs)), desc="text recall", unit="q"):
             for mode, key in (("text", "text_score"), ("hybrid", "score")):
                 params = SearchParams(query=q, project_id=project, mode=mode, limit=10, candidates=candidates,
-                                      weight_vector=s.weight_vector, weight_text=s.weight_text, rrf_k=s.rrf_k,
-                                      text_pool=s.text_pool, bm25_k1=s.bm25_k1, bm25_b=s.bm25_b,
-                                      context_weight=s.text_context_weight)
+                                      **tuning(self.settings))
                 got = search(conn=conn, params=params, query_vector=v)
                 exact = search(conn=conn, query_vector=v, params=replace(params, text_exact=True, match_pool=10**9))
                 if exact:

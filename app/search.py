@@ -49,6 +49,13 @@ class SearchParams:
     text_exact: bool = False  # read every warm match instead of the top lists (slow on large projects)
 
 
+def tuning(settings) -> dict:
+    """The service's ranking settings as SearchParams fields (a request may override fusion)."""
+    return {"rrf_k": settings.rrf_k, "weight_vector": settings.weight_vector, "weight_text": settings.weight_text,
+            "bm25_k1": settings.bm25_k1, "bm25_b": settings.bm25_b, "text_pool": settings.text_pool,
+            "context_weight": settings.text_context_weight}
+
+
 def file_patterns(files: list[str]) -> list[str]:
     """LIKE patterns: `*` globs, a trailing `/` for a folder, a bare name for that file anywhere."""
     out: list[str] = []

@@ -23,7 +23,7 @@ from app.schemas import (
 from app.paging import (
     MAX_PAGED_RESULTS, PageState, TokenCounter, decode_cursor, encode_cursor, fit_budget, remember,
 )
-from app.search import SearchParams, hit_id, timed_search
+from app.search import SearchParams, hit_id, timed_search, tuning
 from app.summaries import hold_tier_lock, set_agent_summary
 from app.worker import Worker, queue_depth
 from embeddings import Embedder, get_embedder
@@ -87,17 +87,18 @@ class Service:
         s = self.settings
         state = decode_cursor(req.cursor, req, s.cursor_secret) if req.cursor else PageState()
         weights = req.weights
+        fusion = tuning(s)
+        if req.rrf_k:
+            fusion["rrf_k"] = req.rrf_k
+        if weights:
+            fusion.update(weight_vector=weights.vector, weight_text=weights.text)
         params = SearchParams(
             query=req.query, project_id=req.project_id, session_id=req.session_id,
             types=[t.value for t in req.types] if req.types else None, files=req.files,
             since=req.since, until=req.until, kinds=req.kinds, limit=req.limit + 1, offset=offset,
-            mode=req.mode, fusion=req.fusion, rrf_k=req.rrf_k or s.rrf_k,
-            weight_vector=weights.vector if weights else s.weight_vector,
-            weight_text=weights.text if weights else s.weight_text,
-            candidates=max(req.limit * s.overfetch, s.min_candidates),
+            mode=req.mode, fusion=req.fusion, candidates=max(req.limit * s.overfetch, s.min_candidates),
             max_id=state.snapshot_id, exclude_ids=state.seen_ids, exclude_summaries=state.seen_summaries,
-            bm25_k1=s.bm25_k1, bm25_b=s.bm25_b, text_pool=s.text_pool,
-            context_weight=s.text_context_weight,
+            **fusion,
         )
         with self.db.connection() as conn:
             rows, took = timed_search(conn=conn, params=params, embedder=self.embedder)
