@@ -595,6 +595,23 @@ class Bench:
         return {**flat, "details": self.results}
 
 
+def wait_for_server(url: str, proc: subprocess.Popen, log_tail: Callable[[], str], path: str = "/healthz",
+                    timeout: float = 180) -> None:
+    """Poll a starting `ctxsearch serve` until `path` answers 200; RuntimeError with the log's
+    tail if the process exits first or the time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"ctxsearch serve exited with {proc.returncode}:\n{log_tail()}")
+        try:
+            if httpx.get(f"{url}{path}", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"ctxsearch serve: {path} not answering after {timeout:g} s:\n{log_tail()}")
+
+
 class ServerProcess:
     """`python -m app.cli serve` on a free port, sharing the bench's embedded PostgreSQL."""
 
@@ -616,18 +633,11 @@ class ServerProcess:
         self.log_path = Path(data_dir) / f"serve-{self.port}.log"
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=self._log)
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"ctxsearch serve exited: {self.log_tail()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        self.stop()
-        raise RuntimeError("ctxsearch serve did not become healthy within 180 s")
+        try:
+            wait_for_server(self.url, self.proc, self.log_tail)
+        except RuntimeError:
+            self.stop()
+            raise
 
     def log_tail(self, chars: int = 3000) -> str:
         self._log.flush()

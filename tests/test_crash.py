@@ -18,6 +18,7 @@ import httpx
 import psutil
 import pytest
 
+from app.bench import wait_for_server
 from tests.conftest import event
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,18 +42,8 @@ def start_server(data_dir: Path, port: int, log: Path) -> subprocess.Popen:
     )
 
 
-def wait_ready(base: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"server not ready after {timeout}s:\n{log.read_text()[-3000:]}")
+def wait_ready(base: str, proc: subprocess.Popen, log: Path) -> None:
+    wait_for_server(base, proc, lambda: log.read_text()[-3000:], path="/readyz")
 
 
 def kill_postgres(pgdata: Path) -> None:
