@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from app.config import Limits
+from ctxsearch.config import Limits
 
 # Bounds on what one request may carry. Each refusal names the bound; the tunable
 # ones come from the settings (CTXSEARCH_MAX_*), read once at import.
@@ -141,6 +141,7 @@ class EventBatch(_Strict):
 class IngestResponse(BaseModel):
     accepted: int = Field(description="Events stored by this request.")
     duplicates: int = Field(description="Events already stored (same project and id), not stored again.")
+    redactions: int = Field(default=0, description="Credentials replaced by [REDACTED:<kind>] before storing.")
 
 
 class ArmRanks(BaseModel):
@@ -270,6 +271,16 @@ class SummaryIn(_Strict):
         if not v.strip():
             raise ValueError("must not be blank")
         return _no_nul(v, "summary")
+
+
+class Erased(BaseModel):
+    """What an erasure removed; afterwards none of it is searchable, counted or paged."""
+
+    project_id: str
+    session_id: str | None = None
+    sessions: int = Field(description="Sessions removed.")
+    events: int = Field(description="Events removed.")
+    documents: int = Field(description="Searchable documents (events and summaries) removed, with their vectors.")
 
 
 class ProjectStats(BaseModel):

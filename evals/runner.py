@@ -16,11 +16,11 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from app.schemas import EventIn, SearchRequest
-from app.service import Service
-from app.worker import rebuild_warm, tier_state
-from evals.datasets import Corpus, Dataset, Query
-from evals.metrics import evaluate, mean
+from ctxsearch.schemas import EventIn, SearchRequest
+from ctxsearch.service.facade import Service
+from ctxsearch.store.tiers import rebuild_warm, tier_state
+from ctxsearch.evals.datasets import Corpus, Dataset, Query
+from ctxsearch.evals.metrics import evaluate, mean
 
 MODES = ("text", "vector", "hybrid", "bm25")
 DB_MODES = ("text", "vector", "hybrid")

@@ -18,9 +18,9 @@ from fastapi.testclient import TestClient
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from app.api import create_app  # noqa: E402
-from app.config import Settings  # noqa: E402
-from app.service import Service  # noqa: E402
+from ctxsearch.http.app import create_app  # noqa: E402
+from ctxsearch.config import Settings  # noqa: E402
+from ctxsearch.service.facade import Service  # noqa: E402
 
 
 def _docker_available() -> bool:

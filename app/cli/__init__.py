@@ -1,0 +1,1 @@
+"""The `ctxsearch` command line."""

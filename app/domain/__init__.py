@@ -1,0 +1,1 @@
+"""Pure logic of the write path: documents, condense heuristics, payload codec, redaction."""

@@ -1,0 +1,184 @@
+"""The HTTP side of security: bearer keys, rate limits and the request body bound.
+
+`SecurityMiddleware` covers every path under `/v1` and `/mcp`: it checks the bearer
+key (401), the key's rate (429) and the body size (413), and records the caller's
+`Principal` in a context variable. Project checks then go through `check_project`,
+which the HTTP routes (one dependency) and the MCP tools call alike.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from typing import Any, Awaitable, Callable, Iterable
+
+from starlette.exceptions import HTTPException
+
+from ctxsearch.auth import ANONYMOUS, KeyRing, check_project, current_principal
+from ctxsearch.config import Settings
+
+PROTECTED_PREFIXES = ("/v1", "/mcp")
+
+class RateLimiter:
+    """A token bucket per caller, in this process only: behind several API instances
+    each one limits on its own, so the effective rate is the sum (use a shared limiter,
+    e.g. at the proxy, when that matters)."""
+
+    def __init__(self, rate_per_s: float, burst: int):
+        self.rate = rate_per_s
+        self.burst = burst
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, bucket: str) -> float:
+        """Take one token; returns 0 when allowed, else the seconds until one is available."""
+        if self.rate <= 0:
+            return 0.0
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(bucket, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+            if tokens >= 1.0:
+                self._buckets[bucket] = (tokens - 1.0, now)
+                return 0.0
+            self._buckets[bucket] = (tokens, now)
+            return (1.0 - tokens) / self.rate
+
+
+def project_ids_in_body(data: Any) -> set[str]:
+    """Project ids a JSON body names: its own `project_id` and each event's."""
+    found: set[str] = set()
+    if not isinstance(data, dict):
+        return found
+    if isinstance(data.get("project_id"), str):
+        found.add(data["project_id"])
+    events = data.get("events")
+    if isinstance(events, list):
+        found.update(e["project_id"] for e in events if isinstance(e, dict) and isinstance(e.get("project_id"), str))
+    return found
+
+
+def check_projects(project_ids: Iterable[str]) -> None:
+    for p in sorted(set(project_ids)):
+        check_project(p)
+
+
+def body_project_ids(body: bytes) -> set[str]:
+    try:
+        return project_ids_in_body(json.loads(body))
+    except (ValueError, RecursionError):
+        return set()  # not JSON: validation refuses it later
+
+
+class BodyTooLarge(HTTPException):
+    """Raised while the body streams in; an HTTPException so the app's handlers answer 413."""
+
+    def __init__(self, limit: int):
+        super().__init__(413, too_large_message(limit))
+
+
+def too_large_message(limit: int) -> str:
+    return f"request body is larger than the limit of {limit} bytes (max_body_bytes)"
+
+
+Send = Callable[[dict], Awaitable[None]]
+
+
+async def send_json(send: Send, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
+    raw = json.dumps(body).encode()
+    hdrs = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
+    hdrs += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": hdrs})
+    await send({"type": "http.response.body", "body": raw})
+
+
+def _bearer(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+            return None
+    return None
+
+
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    for name, value in headers:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+class SecurityMiddleware:
+    """Keys (401), rate (429) and body size (413) for `/v1` and `/mcp`; body size everywhere."""
+
+    def __init__(self, app, settings: Settings):
+        self.app = app
+        self.keys = KeyRing(settings.api_keys)
+        self.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+        self.max_body = settings.max_body_bytes
+
+    def _too_large(self) -> dict:
+        return {"error": too_large_message(self.max_body)}
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        headers = scope["headers"]
+        principal = ANONYMOUS
+        if path.startswith(PROTECTED_PREFIXES) and self.keys:
+            token = _bearer(headers)
+            found = self.keys.authenticate(token) if token else None
+            if found is None:
+                msg = "missing API key: send Authorization: Bearer <key>" if token is None else "unknown API key"
+                await send_json(send, 401, {"error": msg}, {"WWW-Authenticate": "Bearer"})
+                return
+            principal = found
+            wait = self.limiter.acquire(found.key_id or "")
+            if wait > 0:
+                await send_json(
+                    send, 429,
+                    {"error": f"rate limit exceeded: {self.limiter.rate:g} requests/s per key "
+                              f"(burst {self.limiter.burst}; rate_limit_per_s)"},
+                    {"Retry-After": str(max(1, math.ceil(wait)))},
+                )
+                return
+        scope.setdefault("state", {})["principal"] = principal
+        length = _content_length(headers)
+        if length is not None and length > self.max_body:
+            await send_json(send, 413, self._too_large())
+            return
+
+        received = 0
+        started = False
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise BodyTooLarge(self.max_body)
+            return message
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        token = current_principal.set(principal)
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await send_json(send, 413, self._too_large())
+        finally:
+            current_principal.reset(token)

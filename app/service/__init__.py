@@ -1,0 +1,1 @@
+"""The service layer: the facade that HTTP, MCP and the CLI call, the worker, and paging."""

@@ -1,0 +1,218 @@
+"""The service object shared by the HTTP API, the CLI and the MCP server.
+
+Routes, commands and tools are thin: they validate input with the schemas and call
+these methods, which call the data-access functions with a pooled connection.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+import time
+from functools import cached_property
+
+from ctxsearch.config import Settings
+from ctxsearch.store.db import Database, DatabaseUnavailable, connect_database
+from ctxsearch.store.migrations import pending_migrations
+from ctxsearch.store.ingest import ingest_events
+from ctxsearch.schemas import (
+    ArmRanks, ArmScores, Erased, EventIn, IngestResponse, KeyEvent, ProjectStats, SearchHit, SearchRequest,
+    SearchResponse, SessionPublic,
+)
+from ctxsearch.service.paging import (
+    MAX_PAGED_RESULTS, PageState, TokenCounter, decode_cursor, encode_cursor, fit_budget, remember,
+)
+from ctxsearch.store.search import SearchParams, hit_id, timed_search, tuning
+from ctxsearch.store.projects import has_unembedded, last_document_id, project_stats
+from ctxsearch.store.queue import queue_depth
+from ctxsearch.store.sessions import read_session
+from ctxsearch.store.summaries import set_agent_summary
+from ctxsearch.service.worker import Worker
+from ctxsearch.embeddings import Embedder, get_embedder
+
+log = logging.getLogger(__name__)
+
+
+class NotFound(LookupError):
+    pass
+
+
+class Service:
+    def __init__(self, settings: Settings, db: Database, embedder: Embedder,
+                 worker_embedder: Embedder | None = None):
+        self.settings = settings
+        self.db = db
+        self.embedder = embedder
+        self.worker = Worker(db, worker_embedder or embedder, settings)
+
+    @classmethod
+    def start(cls, settings: Settings, *, run_worker: bool | None = None) -> "Service":
+        db = connect_database(settings)
+        embedder = get_embedder(settings.embed_backend, settings.embed_threads, settings.models_dir)
+        run_worker = settings.run_worker if run_worker is None else run_worker
+        # The worker gets a model of its own: a query must never wait behind a document batch.
+        worker_embedder = (Embedder(settings.embed_backend, settings.embed_threads, cache_dir=settings.models_dir)
+                           if run_worker else None)
+        svc = cls(settings, db, embedder, worker_embedder)
+        if run_worker:
+            svc.worker.start()
+        return svc
+
+    def close(self) -> None:
+        self.worker.stop()
+        self.db.close()
+
+    # -- write path -------------------------------------------------------
+    def ingest(self, events: list[EventIn]) -> IngestResponse:
+        # A deadlock victim's transaction stored nothing, and ingest is idempotent: try again.
+        for attempt in range(3):
+            try:
+                with self.db.connection() as conn:
+                    r = ingest_events(conn=conn, events=events, context_chars=self.settings.event_context_chars)
+                break
+            except psycopg.errors.DeadlockDetected:
+                if attempt == 2:
+                    raise DatabaseUnavailable("database busy: the batch lost a lock conflict three times; retry it")
+                log.warning("ingest: deadlock, retrying the batch")
+        return IngestResponse(accepted=r.accepted, duplicates=r.duplicates)
+
+    def put_summary(self, project_id: str, session_id: str, summary: str) -> None:
+        with self.db.connection() as conn:
+            set_agent_summary(conn=conn, project_id=project_id, session_id=session_id, summary=summary)
+
+    # -- read path --------------------------------------------------------
+    def search(self, req: SearchRequest, *, offset: int = 0) -> SearchResponse:
+        """One page of results; `req.cursor` continues a list, `req.max_tokens` bounds the page.
+
+        Raises InvalidCursor for a cursor that is not this query's.
+        """
+        s = self.settings
+        state = decode_cursor(req.cursor, req, s.cursor_secret) if req.cursor else PageState()
+        weights = req.weights
+        fusion = tuning(s)
+        if req.rrf_k:
+            fusion["rrf_k"] = req.rrf_k
+        if weights:
+            fusion.update(weight_vector=weights.vector, weight_text=weights.text)
+        params = SearchParams(
+            query=req.query, project_id=req.project_id, session_id=req.session_id,
+            types=[t.value for t in req.types] if req.types else None, files=req.files,
+            since=req.since, until=req.until, kinds=req.kinds, limit=req.limit + 1, offset=offset,
+            mode=req.mode, fusion=req.fusion, candidates=max(req.limit * s.overfetch, s.min_candidates),
+            max_id=state.snapshot_id, exclude_ids=state.seen_ids, exclude_summaries=state.seen_summaries,
+            **fusion,
+        )
+        with self.db.connection() as conn:
+            rows, took = timed_search(conn=conn, params=params, embedder=self.embedder)
+        more = len(rows) > req.limit
+        hits = [self._hit(r, req.explain) for r in rows[: req.limit]]
+        truncated = False
+        if req.max_tokens is not None and hits:
+            kept, truncated = fit_budget(hits, req.max_tokens, self.token_counter)
+            more = more or len(kept) < len(hits)
+            hits = kept
+        next_cursor = None
+        if rows:
+            state.snapshot_id = rows[0]["snapshot_id"]
+        if more and len(state.seen_ids) + len(hits) < MAX_PAGED_RESULTS:
+            state = remember(state, [(r["doc_id"], h) for r, h in zip(rows, hits)])
+            next_cursor = encode_cursor(state, req, s.cursor_secret)
+        return SearchResponse(results=hits, mode=req.mode, took_ms=round(took, 3), truncated=truncated,
+                              next_cursor=next_cursor)
+
+    @staticmethod
+    def _hit(r: dict, explain: bool) -> SearchHit:
+        return SearchHit(
+            id=hit_id(r), kind=r["kind"], project_id=r["project_id"], session_id=r["session_id"],
+            timestamp=r["ts"], type=r["type"], title=r["title"], snippet=r["snippet"], files=list(r["files"]),
+            score=float(r["score"]), ranks=ArmRanks(vector=r["vector_rank"], text=r["text_rank"]),
+            scores=ArmScores(vector=r["vector_score"], text=r["text_score"]) if explain else None,
+        )
+
+    @cached_property
+    def token_counter(self) -> TokenCounter:
+        return TokenCounter(getattr(getattr(self.embedder, "model", None), "tokenizer", None))
+
+    def session(self, project_id: str, session_id: str) -> SessionPublic:
+        """The session as it is now; a read never writes (changes since the last condense are
+        computed in memory)."""
+        with self.db.connection() as conn:
+            row = read_session(conn=conn, project_id=project_id, session_id=session_id,
+                               n_key_events=self.settings.key_events,
+                               summary_max_chars=self.settings.summary_max_chars)
+        if row is None:
+            raise NotFound(f"no session {session_id!r} in project {project_id!r}")
+        source = "agent" if row["agent_summary"] else ("extracted" if row["summary"] else "none")
+        return SessionPublic(
+            project_id=row["project_id"], session_id=row["session_id"], started_at=row["started_at"],
+            ended_at=row["ended_at"], event_count=row["event_count"],
+            summary=row["agent_summary"] or row["summary"], summary_source=source, metrics=row["metrics"] or {},
+            key_events=[KeyEvent(**k) for k in row["key_events"] or []], condensed_at=row["condensed_at"],
+        )
+
+    def forget_session(self, project_id: str, session_id: str) -> Erased:
+        """Erase a session everywhere it is stored; NotFound when the project has no such session."""
+        from ctxsearch.store.erase import erase_session
+
+        with self.db.connection() as conn:
+            counts = erase_session(conn=conn, project_id=project_id, session_id=session_id)
+        if not counts.get("sessions") and not counts.get("events"):
+            raise NotFound(f"no session {session_id!r} in project {project_id!r}")
+        return Erased(project_id=project_id, session_id=session_id, sessions=counts.get("sessions", 0),
+                      events=counts.get("events", 0), documents=counts.get("documents", 0))
+
+    def forget_project(self, project_id: str) -> Erased:
+        """Erase a project everywhere it is stored; NotFound when nothing is stored for it."""
+        from ctxsearch.store.erase import erase_project
+
+        with self.db.connection() as conn:
+            counts = erase_project(conn=conn, project_id=project_id)
+        if not any(counts.get(k) for k in ("sessions", "events", "documents")):
+            raise NotFound(f"nothing is stored for project {project_id!r}")
+        return Erased(project_id=project_id, sessions=counts.get("sessions", 0), events=counts.get("events", 0),
+                      documents=counts.get("documents", 0))
+
+    def stats(self, project_id: str) -> ProjectStats:
+        with self.db.connection() as conn:
+            events, sessions, documents, pending = project_stats(conn=conn, project_id=project_id)
+        return ProjectStats(project_id=project_id, events=events, sessions=sessions, documents=documents,
+                            pending=pending)
+
+    def wait_embedded(self, project_id: str, timeout_s: float) -> bool:
+        """Wait until every document of the project stored so far has its vector; False on timeout."""
+        with self.db.connection() as conn:
+            upto = last_document_id(conn=conn, project_id=project_id)
+        if upto is None:
+            return True
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self.db.connection() as conn:
+                pending = has_unembedded(conn=conn, project_id=project_id, upto=upto)
+            if not pending:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+    def ready(self) -> bool:
+        return self.readiness() is None
+
+    def readiness(self) -> str | None:
+        """None when the database answers and every migration is applied, else why not."""
+        try:
+            # Short: a probe should hear "not ready" before its own timeout.
+            with self.db.connection(timeout=min(2.0, self.settings.pool_timeout_s)) as conn:
+                missing = pending_migrations(conn=conn)
+        except DatabaseUnavailable as exc:
+            return str(exc)
+        return f"migrations not applied: {', '.join(missing)}" if missing else None
+
+    def queue_state(self) -> dict[str, float] | None:
+        """Embed-queue depth and freshness lag across all projects; None when the database is down."""
+        try:
+            with self.db.connection(timeout=min(2.0, self.settings.pool_timeout_s)) as conn:
+                return queue_depth(conn=conn)
+        except DatabaseUnavailable:
+            return None
+

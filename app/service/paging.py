@@ -1,0 +1,203 @@
+"""Stable paging and token budgets for search results.
+
+A cursor pins the first page's snapshot (the project's highest document id then:
+ids only grow, so later documents are left out) and lists what was already
+returned. Each page is the best of what is left, so pages never repeat a hit and
+never skip one, even while new events arrive or a summary is rewritten. Cursors
+are signed; a tampered or foreign cursor is refused with a message naming it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from ctxsearch.schemas import MAX_CURSOR_CHARS, SearchHit, SearchRequest
+
+# Paging goes this deep; a cursor lists the ids already returned, so it must stay small.
+MAX_PAGED_RESULTS = 1000
+CURSOR_VERSION = 1
+
+# Fields that define a result list; a cursor only continues the list it came from.
+_QUERY_FIELDS = {"query", "project_id", "session_id", "types", "files", "since", "until", "kinds", "mode",
+                 "fusion", "rrf_k", "weights"}
+
+
+class InvalidCursor(ValueError):
+    """A cursor that was altered, truncated, or belongs to another query."""
+
+
+@dataclass
+class PageState:
+    snapshot_id: int | None = None
+    seen_ids: list[int] = field(default_factory=list)
+    seen_summaries: list[str] = field(default_factory=list)
+
+
+def fingerprint(req: SearchRequest) -> str:
+    canonical = json.dumps(req.model_dump(mode="json", include=_QUERY_FIELDS), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _sign(secret: str, body: bytes) -> str:
+    return base64.urlsafe_b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()[:16]).decode().rstrip("=")
+
+
+def _b64decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def encode_cursor(state: PageState, req: SearchRequest, secret: str) -> str:
+    ids = sorted(state.seen_ids)
+    deltas = [b - a for a, b in zip([0, *ids], ids)]  # small numbers compress well
+    doc = {"v": CURSOR_VERSION, "q": fingerprint(req), "m": state.snapshot_id, "i": deltas,
+           "s": sorted(state.seen_summaries)}
+    body = zlib.compress(json.dumps(doc, separators=(",", ":")).encode(), 9)
+    payload = base64.urlsafe_b64encode(body).decode().rstrip("=")
+    return f"{payload}.{_sign(secret, body)}"
+
+
+def decode_cursor(cursor: str, req: SearchRequest, secret: str) -> PageState:
+    """Check the signature and that the cursor continues this query; raise InvalidCursor if not."""
+    if len(cursor) > MAX_CURSOR_CHARS:
+        raise InvalidCursor(f"cursor: longer than {MAX_CURSOR_CHARS} characters")
+    try:
+        payload, signature = cursor.split(".")
+        body = _b64decode(payload)
+    except ValueError:
+        raise InvalidCursor("cursor: not a cursor returned by this service") from None
+    if not hmac.compare_digest(signature, _sign(secret, body)):
+        raise InvalidCursor("cursor: signature does not match (altered, truncated, or from another server)")
+    try:
+        doc = json.loads(zlib.decompress(body))
+        if doc["v"] != CURSOR_VERSION:
+            raise InvalidCursor("cursor: from an incompatible version; start again without a cursor")
+        ids: list[int] = []
+        total = 0
+        for delta in doc["i"]:
+            total += int(delta)
+            ids.append(total)
+        state = PageState(snapshot_id=doc["m"], seen_ids=ids, seen_summaries=[str(s) for s in doc["s"]])
+    except InvalidCursor:
+        raise
+    except (ValueError, KeyError, TypeError, zlib.error):
+        raise InvalidCursor("cursor: not a cursor returned by this service") from None
+    if doc["q"] != fingerprint(req):
+        raise InvalidCursor("cursor: belongs to a different query or filters; repeat the request that returned it")
+    return state
+
+
+class TokenCounter:
+    """Counts tokens with the MiniLM (BERT WordPiece) tokenizer the embedder already loaded.
+
+    A private copy of the tokenizer, used under a lock: the embed worker changes the
+    shared one's truncation settings while encoding. With no tokenizer at hand it
+    falls back to about four characters per token.
+    """
+
+    def __init__(self, tokenizer: Any | None):
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        self._tok = None
+        if backend is not None:
+            from tokenizers import Tokenizer
+
+            self._tok = Tokenizer.from_str(backend.to_str())
+            self._tok.no_truncation()
+            self._tok.no_padding()
+        self._lock = threading.Lock()
+
+    def count(self, text: str) -> int:
+        if self._tok is None:
+            return (len(text) + 3) // 4
+        with self._lock:
+            return len(self._tok.encode(text, add_special_tokens=False).ids)
+
+    def cut(self, text: str, tokens: int) -> str:
+        """The longest prefix of text holding at most `tokens` tokens."""
+        if tokens <= 0:
+            return ""
+        if self._tok is None:
+            return text[: tokens * 4]
+        with self._lock:
+            offsets = self._tok.encode(text, add_special_tokens=False).offsets
+        if len(offsets) <= tokens:
+            return text
+        return text[: offsets[tokens][0]].rstrip()
+
+
+def hit_tokens(hit: SearchHit, counter: TokenCounter) -> int:
+    """A hit's cost: the tokens of its JSON as a client receives it."""
+    return counter.count(hit.model_dump_json(exclude_none=True))
+
+
+# A snippet cut shorter than this is not worth its hit's metadata: the hit is left for the next page.
+MIN_SNIPPET_TOKENS = 12
+
+
+def _close_tags(snippet: str) -> str:
+    # Never leave half a <b> tag or an unclosed highlight at the cut.
+    cut = snippet.rfind("<")
+    if cut != -1 and ">" not in snippet[cut:]:
+        snippet = snippet[:cut]
+    if snippet.count("<b>") > snippet.count("</b>"):
+        snippet += "</b>"
+    return snippet.rstrip()
+
+
+def trim_hit(hit: SearchHit, budget: int, counter: TokenCounter) -> SearchHit | None:
+    """The hit with its snippet cut so the whole hit fits `budget` tokens, or None if it cannot."""
+    bare = hit.model_copy(update={"snippet": ""})
+    room = budget - hit_tokens(bare, counter) - 1  # the ellipsis
+    for _ in range(4):  # JSON escaping can make the cut count a little more than planned
+        if room < 0:
+            return None
+        snippet = _close_tags(counter.cut(hit.snippet, room))
+        trimmed = hit.model_copy(update={"snippet": snippet + "…" if snippet else ""})
+        if hit_tokens(trimmed, counter) <= budget:
+            return trimmed
+        room -= 4
+    return None
+
+
+def fit_budget(hits: list[SearchHit], max_tokens: int, counter: TokenCounter) -> tuple[list[SearchHit], bool]:
+    """Keep hits in rank order while they fit; cut the snippet of the first that does not.
+
+    Returns the kept hits and whether anything was cut or dropped. The first hit is
+    always kept (with as much snippet as fits) so that paging makes progress.
+    """
+    kept: list[SearchHit] = []
+    used = 0
+    for hit in hits:
+        cost = hit_tokens(hit, counter)
+        if used + cost <= max_tokens:
+            kept.append(hit)
+            used += cost
+            continue
+        room = max_tokens - used
+        trimmed = trim_hit(hit, room, counter)
+        if trimmed is not None and (not kept or _snippet_tokens(trimmed, counter) >= MIN_SNIPPET_TOKENS):
+            kept.append(trimmed)
+        elif not kept:
+            kept.append(hit.model_copy(update={"snippet": ""}))
+        return kept, True
+    return kept, False
+
+
+def _snippet_tokens(hit: SearchHit, counter: TokenCounter) -> int:
+    return counter.count(hit.snippet)
+
+
+def remember(state: PageState, returned: list[tuple[int, SearchHit]]) -> PageState:
+    """The state after returning these (document id, hit) pairs: they, and the sessions of
+    returned summaries, count as seen."""
+    return PageState(
+        snapshot_id=state.snapshot_id,
+        seen_ids=[*state.seen_ids, *(doc_id for doc_id, _ in returned)],
+        seen_summaries=[*state.seen_summaries, *(h.session_id for _, h in returned if h.kind == "summary")],
+    )

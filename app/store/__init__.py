@@ -1,0 +1,1 @@
+"""Data access: the embedded server, the pool, migrations and every SQL statement."""

@@ -1,0 +1,215 @@
+"""Database access: the embedded server, the connection pool and migrations."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg_pool import ConnectionPool
+
+from ctxsearch.config import Settings
+
+log = logging.getLogger(__name__)
+
+class DatabaseUnavailable(RuntimeError):
+    """PostgreSQL cannot be reached; callers answer 503."""
+
+
+class MissingExtension(RuntimeError):
+    """The server has no pgvector."""
+
+
+def start_embedded(data_dir: Path) -> str:
+    """Start (or join) the embedded PostgreSQL in data_dir and return its URI.
+
+    pgserver keeps one server per data dir and counts the processes that use it,
+    so `ctxsearch serve` and `ctxsearch mcp` can share one data dir.
+    """
+    import pgserver
+
+    pgdata = (Path(data_dir) / "pgdata").resolve()
+    pgdata.mkdir(parents=True, exist_ok=True)
+    _forget_dead_handles(pgdata)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    with _embedded_lock:
+        entry = _embedded.setdefault(pgdata, [server, 0])
+        entry[1] += 1
+    _tune_embedded(server.get_uri())
+    return server.get_uri()
+
+
+# pgdata -> [server handle, users in this process]
+_embedded: dict[Path, list] = {}
+_embedded_lock = threading.Lock()
+
+
+def release_embedded(data_dir: Path) -> None:
+    """Let go of the embedded server; the last user (in every process) stops it.
+
+    Done on close rather than left to pgserver's atexit hook, which never runs when
+    uvicorn re-raises SIGTERM after a graceful shutdown.
+    """
+    pgdata = (Path(data_dir) / "pgdata").resolve()
+    with _embedded_lock:
+        entry = _embedded.get(pgdata)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] > 0:
+            return
+        del _embedded[pgdata]
+    entry[0]._cleanup()
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    # pgserver counts the processes using a server in .handle_pids.json and stops it when
+    # the last one exits. A process killed with SIGKILL never removes itself, and the
+    # server would then outlive every later user.
+    import psutil
+    from pgserver.postgres_server import PostgresServer
+
+    path = pgdata / ".handle_pids.json"
+    if not path.exists():
+        return
+    with PostgresServer._lock:
+        try:
+            pids = json.loads(path.read_text())
+        except ValueError:
+            return
+        alive = [p for p in pids if psutil.pid_exists(p)]
+        if alive != pids:
+            path.write_text(json.dumps(alive))
+
+
+def _tune_embedded(uri: str) -> None:
+    # Settings that need no restart; the defaults are sized for much smaller machines.
+    with psycopg.connect(uri, autocommit=True) as conn:
+        for name, value in (
+            ("work_mem", "32MB"),
+            ("maintenance_work_mem", "1GB"),
+            ("effective_cache_size", "8GB"),
+            ("random_page_cost", "1.1"),
+            ("jit", "off"),
+        ):
+            current = conn.execute("SELECT current_setting(%s)", (name,)).fetchone()[0]
+            if current != value:
+                conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+                conn.execute("SELECT pg_reload_conf()")
+
+
+def resolve_database_url(settings: Settings) -> str:
+    if settings.database_url:
+        return settings.database_url
+    return start_embedded(settings.data_dir)
+
+
+def safe_url(url: str) -> str:
+    """The URL with its password masked, fit for logs and messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable database URL>"
+
+
+class Database:
+    """A pool of connections with pgvector registered on each."""
+
+    def __init__(self, url: str, settings: Settings, embedded_dir: Path | None = None):
+        self.url = url
+        self.settings = settings
+        self.embedded_dir = embedded_dir  # set when this pool uses the embedded server
+        self._down = False
+        self.pool = ConnectionPool(
+            url,
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            timeout=settings.pool_timeout_s,
+            configure=self._configure,
+            # Test each connection as it is handed out, so that after a database restart
+            # the first requests get a fresh connection rather than a dead one.
+            check=ConnectionPool.check_connection,
+            kwargs={"application_name": "ctxsearch", "autocommit": True},
+            open=False,
+        )
+
+    def _configure(self, conn: psycopg.Connection) -> None:
+        register_vector(conn)
+        # Plans are made for the actual project: a big project's partial ANN index, or an
+        # exact scan of a small project's rows (a generic plan would know neither).
+        conn.execute("SET plan_cache_mode = force_custom_plan")
+        # Search-time ANN settings, per connection (pgvector's defaults favour speed over recall).
+        conn.execute("SELECT set_config('ivfflat.probes', %s, false), set_config('hnsw.ef_search', %s, false)",
+                     (str(self.settings.ivfflat_probes), str(self.settings.hnsw_ef_search)))
+
+    def open(self) -> None:
+        self.pool.open(wait=False)
+
+    def close(self) -> None:
+        self.pool.close()
+        if self.embedded_dir is not None:
+            release_embedded(self.embedded_dir)
+            self.embedded_dir = None
+
+    @contextmanager
+    def connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection]:
+        """A pooled connection; DatabaseUnavailable when none comes within timeout (default
+        pool_timeout_s, or at most 1 s while the database is known to be down, so that callers
+        hear 503 quickly during an outage)."""
+        if timeout is None:
+            timeout = min(1.0, self.settings.pool_timeout_s) if self._down else self.settings.pool_timeout_s
+        try:
+            with self.pool.connection(timeout=timeout) as conn:
+                self._down = False
+                yield conn
+        except psycopg.OperationalError as exc:
+            # A broken connection is discarded by the pool; the next one is fresh.
+            self._down = True
+            raise DatabaseUnavailable(f"database unavailable: {_first_line(exc)}") from exc
+        except Exception as exc:
+            from psycopg_pool import PoolTimeout
+
+            if isinstance(exc, PoolTimeout):
+                self._down = True
+                raise DatabaseUnavailable(
+                    f"database unavailable: no connection to PostgreSQL within {timeout:g} s") from exc
+            raise
+
+    def ping(self) -> bool:
+        try:
+            with self.connection() as conn:
+                conn.execute("SELECT 1")
+            return True
+        except DatabaseUnavailable:
+            return False
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def connect_database(settings: Settings) -> Database:
+    """Resolve the server (embedded or URL), apply migrations and open a pool."""
+    url = resolve_database_url(settings)
+    log.info("database: %s", "embedded in " + str(settings.pgdata) if not settings.database_url else safe_url(url))
+    db = Database(url, settings, embedded_dir=None if settings.database_url else settings.data_dir)
+    try:
+        from ctxsearch.store.migrations import migrate
+
+        migrate(url)
+    except BaseException:
+        db.close()
+        raise
+    db.open()
+    return db
+

@@ -1,0 +1,1 @@
+"""`ctxsearch bench`: corpus generation, loading and measurement."""

@@ -1,0 +1,1 @@
+"""The SQL migrations, shipped as package data of ctxsearch."""
