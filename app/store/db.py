@@ -113,13 +113,22 @@ def resolve_database_url(settings: Settings) -> str:
 
 
 def safe_url(url: str) -> str:
-    """The URL with its password masked, fit for logs and messages."""
-    from sqlalchemy.engine import make_url
+    """The server as `user@host:port/dbname`, without the password: fit for logs and messages.
+
+    Parsed by libpq's own rules (URLs and `key=value` strings alike), so a password can
+    hide in neither form; anything unparseable is not echoed at all.
+    """
+    from psycopg.conninfo import conninfo_to_dict
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        info = conninfo_to_dict(url)
     except Exception:
         return "<unparseable database URL>"
+    user = f"{info['user']}@" if info.get("user") else ""
+    port = f":{info['port']}" if info.get("port") else ""
+    db = f"/{info['dbname']}" if info.get("dbname") else ""
+    masked = ":***" if info.get("password") else ""
+    return f"postgresql://{user.rstrip('@')}{masked}{'@' if user else ''}{info.get('host') or 'localhost'}{port}{db}"
 
 
 class Database:
