@@ -1,20 +1,71 @@
-"""Schema migrations: the files in sql/, applied once each and recorded in schema_migrations."""
+"""Schema migrations: versioned files applied once, repeatable files re-applied when they change.
+
+sql/ (package data of ctxsearch.sql) holds
+
+- `NNNN_name.sql`, versioned: applied once each, in name order, and recorded in
+  schema_migrations with the SHA-256 of their text. They are immutable once applied: a file
+  whose text differs from what was applied is refused at start (MigrationError, naming it),
+  and so is a recorded version whose file is missing (a database of another build).
+- `repeatable/R__name.sql`: the functions that evolve, written to be re-run (CREATE OR
+  REPLACE), applied after the versioned files, in name order, whenever their checksum
+  differs from the recorded one. None of them rebuilds the warm tier: a change to what a
+  generation holds raises ctxsearch_warm_version() and the worker rebuilds in the background
+  (sql/0002_warm_version.sql).
+
+Every file runs in its own transaction, all under one advisory lock, so that processes
+starting together apply each file once.
+
+Adopting the previous release's databases. They record the chain 0001_schema … 0023_text_top
+(LEGACY_CHAIN) without checksums; that complete chain leaves exactly the schema
+0001_baseline.sql creates (tests/integration/test_migrations.py compares pg_dump output), so
+0001_baseline is recorded as applied without running it; the old rows stay where they are,
+as history. A database with only part of that chain is refused rather than finished from
+bundled copies of the old files: every start of the previous release applied its whole chain,
+so only an older build leaves part of it, and finishing it would mean running 0020 and 0023,
+which rebuild the warm tier inside the migration lock. Such a database is upgraded through
+the previous release first.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import psycopg
 
-from ctxsearch.store.db import MissingExtension
-
 log = logging.getLogger(__name__)
 
-_MIGRATION_NAME = re.compile(r"^(\d{4})_[\w-]+\.sql$")
+_VERSIONED_NAME = re.compile(r"^\d{4}_[\w-]+\.sql$")
+_REPEATABLE_NAME = re.compile(r"^R__[\w-]+\.sql$")
 _MIGRATION_LOCK = 7243090110
+
+BASELINE = "0001_baseline"
+# What the previous release's runner recorded; 0001_baseline stands for all of it.
+LEGACY_CHAIN = frozenset({
+    "0001_schema", "0002_tiers", "0003_text", "0010_bm25", "0011_event_context", "0020_project_ann",
+    "0021_events_session_index", "0022_event_key", "0023_text_top",
+})
+
+
+class MigrationError(RuntimeError):
+    """The database's migration history does not fit the files in sql/."""
+
+
+class MissingExtension(RuntimeError):
+    """The server has no pgvector."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: str  # the file's stem, as recorded in schema_migrations
+    path: Path
+    sql: str
+    checksum: str
+    repeatable: bool
 
 
 def migrations_dir() -> Path:
@@ -22,19 +73,77 @@ def migrations_dir() -> Path:
     return Path(str(resources.files("ctxsearch.sql")))
 
 
-def migration_files() -> list[Path]:
-    return sorted(p for p in migrations_dir().iterdir() if _MIGRATION_NAME.match(p.name))
+def _load(path: Path, repeatable: bool) -> Migration:
+    # CRLF read as LF: a checkout that converts line endings has not changed a migration.
+    text = path.read_bytes().replace(b"\r\n", b"\n")
+    return Migration(path.stem, path, text.decode(), hashlib.sha256(text).hexdigest(), repeatable)
+
+
+def migration_files() -> list[Migration]:
+    """The versioned files, in the order they apply."""
+    return [_load(p, False) for p in sorted(migrations_dir().iterdir()) if _VERSIONED_NAME.match(p.name)]
+
+
+def repeatable_files() -> list[Migration]:
+    """The repeatable files, in the order they apply (after every versioned one)."""
+    folder = migrations_dir() / "repeatable"
+    if not folder.is_dir():
+        return []
+    return [_load(p, True) for p in sorted(folder.iterdir()) if _REPEATABLE_NAME.match(p.name)]
+
+
+@dataclass
+class _Plan:
+    adopt: bool  # record the baseline for a database of the previous release
+    versioned: list[Migration]
+    repeatable: list[Migration]
+
+
+def _plan(recorded: dict[str, str | None], versioned: list[Migration], repeatable: list[Migration]) -> _Plan:
+    """What to apply to a database with these (version -> checksum) rows; MigrationError when
+    its history does not fit the files."""
+    files = {m.version: m for m in versioned}
+    legacy = LEGACY_CHAIN & recorded.keys()
+    adopt = bool(legacy) and BASELINE not in recorded
+    if adopt and legacy != LEGACY_CHAIN:
+        raise MigrationError(
+            "this database was migrated by an older ctxsearch and lacks "
+            f"{', '.join(sorted(LEGACY_CHAIN - legacy))} of its migrations; upgrade it through the "
+            "previous release first (start it once: it applies them), then start this one"
+        )
+    for version, checksum in sorted(recorded.items()):
+        if version.startswith("R__") or version in LEGACY_CHAIN:
+            continue  # a repeatable left out of sql/ leaves its objects; legacy rows are history
+        m = files.get(version)
+        if m is None:
+            raise MigrationError(
+                f"the database records migration {version}, but there is no sql/{version}.sql: it was "
+                "migrated by a newer or different build of ctxsearch; run that build against it"
+            )
+        if checksum is not None and checksum != m.checksum:
+            raise MigrationError(
+                f"sql/{m.path.name} was changed after it was applied to this database (applied sha256 "
+                f"{checksum[:12]}…, file {m.checksum[:12]}…); applied migrations are immutable: restore the "
+                "file and put the change in a new numbered file (or, for a function, in sql/repeatable/)"
+            )
+    pending = [m for m in versioned if m.version not in recorded and not (adopt and m.version == BASELINE)]
+    changed = [m for m in repeatable if recorded.get(m.version) != m.checksum]
+    return _Plan(adopt, pending, changed)
+
+
+def _recorded(conn: psycopg.Connection) -> dict[str, str | None]:
+    # Through to_jsonb: a table of the previous release has no checksum column yet.
+    return dict(conn.execute("SELECT version, to_jsonb(m) ->> 'checksum' FROM schema_migrations m").fetchall())
 
 
 def pending_migrations(*, conn: psycopg.Connection) -> list[str]:
-    """Migrations in sql/ not yet recorded as applied in this database."""
-    done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
-    return [p.stem for p in migration_files() if p.stem not in done]
+    """Versioned files not yet applied and repeatable files changed since (or never) applied."""
+    plan = _plan(_recorded(conn), migration_files(), repeatable_files())
+    return ([BASELINE] if plan.adopt else []) + [m.version for m in plan.versioned + plan.repeatable]
 
 
 def migrate(url: str) -> list[str]:
-    """Apply the numbered migrations not yet recorded in schema_migrations; return their names."""
-    files = migration_files()
+    """Apply what is pending; return the names applied (an adopted baseline says so)."""
     applied: list[str] = []
     with psycopg.connect(url, autocommit=True) as conn:
         _require_pgvector(conn)
@@ -42,18 +151,32 @@ def migrate(url: str) -> list[str]:
         try:
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+                " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now(), checksum text)"
             )
-            done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
-            for path in files:
-                version = path.stem
-                if version in done:
-                    continue
+            conn.execute("ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS checksum text")
+            versioned = migration_files()
+            recorded = _recorded(conn)
+            plan = _plan(recorded, versioned, repeatable_files())
+            if plan.adopt:
+                baseline = next(m for m in versioned if m.version == BASELINE)
+                conn.execute("INSERT INTO schema_migrations (version, checksum) VALUES (%s, %s)",
+                             (BASELINE, baseline.checksum))
+                log.info("adopted a database of the previous release: %s recorded without running it", BASELINE)
+                applied.append(f"{BASELINE} (adopted: the previous release's schema)")
+            # Versions recorded without a checksum (none but by hand): trust what is there now.
+            for m in versioned:
+                if m.version in recorded and recorded[m.version] is None:
+                    conn.execute("UPDATE schema_migrations SET checksum = %s WHERE version = %s",
+                                 (m.checksum, m.version))
+            for m in plan.versioned + plan.repeatable:
                 with conn.transaction():
-                    conn.execute(path.read_text())
-                    conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
-                log.info("applied migration %s", version)
-                applied.append(version)
+                    conn.execute(m.sql)
+                    conn.execute(
+                        "INSERT INTO schema_migrations (version, checksum) VALUES (%s, %s)"
+                        " ON CONFLICT (version) DO UPDATE SET checksum = excluded.checksum, applied_at = now()",
+                        (m.version, m.checksum))
+                log.info("applied %s migration %s", "repeatable" if m.repeatable else "versioned", m.version)
+                applied.append(m.version)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
     return applied
@@ -66,5 +189,3 @@ def _require_pgvector(conn: psycopg.Connection) -> None:
             "the PostgreSQL server has no pgvector extension; install pgvector (0.6 or newer) "
             "or unset CTXSEARCH_DATABASE_URL to use the embedded server"
         )
-
-

@@ -25,7 +25,7 @@ def test_migrations_are_recorded_and_applied_once(service):
     assert migrate(service.db.url) == []
     with service.db.connection() as conn:
         versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
-    assert versions[0] == "0001_schema" and versions == sorted(versions)
+    assert versions[0] == "0001_baseline" and versions == sorted(versions)
 
 
 def test_database_down_gives_503_not_a_traceback(service):
