@@ -12,13 +12,20 @@ import time
 
 import psycopg
 
-from ctxsearch.store.queue import embed_pending
-from ctxsearch.store.sessions import condense_dirty, dirty_sessions
-from ctxsearch.store.tiers import needs_rebuild, rebuild_warm, tier_state
 from ctxsearch.config import Settings
+from ctxsearch.embeddings import Embedder
 from ctxsearch.store.db import Database, DatabaseUnavailable
 from ctxsearch.store.ingest import NOTIFY_CHANNEL
-from ctxsearch.embeddings import Embedder
+from ctxsearch.store.queue import embed_pending
+from ctxsearch.store.sessions import condense_dirty, dirty_sessions
+from ctxsearch.store.tiers import (
+    RebuildRunning,
+    TierBusy,
+    drop_old_generations,
+    needs_rebuild,
+    rebuild_warm,
+    tier_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +39,13 @@ class Worker:
         self._threads: list[threading.Thread] = []
 
     def run_once(self) -> tuple[int, int]:
-        """One pass of condensing and embedding; returns (sessions condensed, documents embedded)."""
+        """One pass of condensing and embedding; returns (sessions condensed, documents handled:
+        embedded, or failed and left to back off)."""
         s = self.settings
         with self.db.connection() as conn:
             condensed = condense_dirty(conn=conn, n_key_events=s.key_events, summary_max_chars=s.summary_max_chars)
-            embedded = embed_pending(conn=conn, embedder=self.embedder, batch_size=s.embed_batch_size)
+            embedded = embed_pending(conn=conn, embedder=self.embedder, batch_size=s.embed_batch_size,
+                                     max_attempts=s.embed_max_attempts, retry_base_s=s.embed_retry_base_s)
         return condensed, embedded
 
     def drain(self, timeout_s: float = 300.0) -> None:
@@ -87,14 +96,20 @@ class Worker:
                         gen, wm, rows, lists = rebuild_warm(conn=conn, settings=self.settings)
                         log.info("warm tier %s: %s documents up to id %s, lists=%s, %.1fs",
                                  gen, rows, wm, lists, time.perf_counter() - t0)
+                    else:
+                        # Generations a reader still held when the last rebuild tried to drop them.
+                        drop_old_generations(conn)
             except (DatabaseUnavailable, psycopg.OperationalError) as exc:
                 log.warning("tier rebuild: database unavailable (%s)", exc)
-            except psycopg.errors.LockNotAvailable:
+            except RebuildRunning:
                 pass  # another worker is rebuilding
+            except TierBusy as exc:
+                log.warning("tier rebuild: %s; retried on the next pass", exc)
             except Exception:
                 log.exception("tier rebuild failed")
 
     def start(self) -> None:
+        self._stop.clear()  # a stopped worker can be started again
         for target, name in ((self._queue_loop, "ctxsearch-embed"), (self._tier_loop, "ctxsearch-tiers")):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()

@@ -15,15 +15,13 @@ from pgvector.psycopg import register_vector
 from psycopg_pool import ConnectionPool
 
 from ctxsearch.config import Settings
+from ctxsearch.store.migrations import MissingExtension as MissingExtension  # re-exported: callers catch it here
+from ctxsearch.store.migrations import migrate
 
 log = logging.getLogger(__name__)
 
 class DatabaseUnavailable(RuntimeError):
     """PostgreSQL cannot be reached; callers answer 503."""
-
-
-class MissingExtension(RuntimeError):
-    """The server has no pgvector."""
 
 
 def start_embedded(data_dir: Path) -> str:
@@ -145,6 +143,7 @@ class Database:
             max_size=settings.pool_max_size,
             timeout=settings.pool_timeout_s,
             configure=self._configure,
+            reset=self._reset,
             # Test each connection as it is handed out, so that after a database restart
             # the first requests get a fresh connection rather than a dead one.
             check=ConnectionPool.check_connection,
@@ -154,12 +153,22 @@ class Database:
 
     def _configure(self, conn: psycopg.Connection) -> None:
         register_vector(conn)
+        conn.execute(self._session_settings())
+
+    def _session_settings(self) -> str:
         # Plans are made for the actual project: a big project's partial ANN index, or an
         # exact scan of a small project's rows (a generic plan would know neither).
-        conn.execute("SET plan_cache_mode = force_custom_plan")
         # Search-time ANN settings, per connection (pgvector's defaults favour speed over recall).
-        conn.execute("SELECT set_config('ivfflat.probes', %s, false), set_config('hnsw.ef_search', %s, false)",
-                     (str(self.settings.ivfflat_probes), str(self.settings.hnsw_ef_search)))
+        # One string (integers from validated settings), so that a reset costs one round trip.
+        return ("SET plan_cache_mode = force_custom_plan;"
+                f" SET ivfflat.probes = {int(self.settings.ivfflat_probes)};"
+                f" SET hnsw.ef_search = {int(self.settings.hnsw_ef_search)}")
+
+    def _reset(self, conn: psycopg.Connection) -> None:
+        # On the way back into the pool (in the pool's worker thread, not the caller's): no
+        # session state from one use reaches the next: settings back to the server's and
+        # then ours, and no session-level advisory lock left held.
+        conn.execute("RESET ALL; SELECT pg_advisory_unlock_all(); " + self._session_settings())
 
     def open(self) -> None:
         self.pool.open(wait=False)
@@ -213,8 +222,6 @@ def connect_database(settings: Settings) -> Database:
     log.info("database: %s", "embedded in " + str(settings.pgdata) if not settings.database_url else safe_url(url))
     db = Database(url, settings, embedded_dir=None if settings.database_url else settings.data_dir)
     try:
-        from ctxsearch.store.migrations import migrate
-
         migrate(url)
     except BaseException:
         db.close()

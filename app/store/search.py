@@ -124,7 +124,7 @@ vec AS (
 )"""
 
 # The text arm scores with Okapi BM25 inside the database, in two steps. Warm candidates
-# come from the generation's top lists (0023): per query lexeme, its best documents
+# come from the generation's top lists (sql/repeatable/R__tiers.sql): per query lexeme, its best documents
 # with their term weights, so summing idf x weight ranks the candidates without reading
 # a single document (a common lexeme's list holds only its `text_top_docs` best
 # documents, a rarer lexeme's all of them). The best `text_pool` of those, and every hot
@@ -183,6 +183,10 @@ _TEXT_MATCHES = """
      ORDER BY ts_rank(w.tsv, q.tq, 1) DESC LIMIT %(match_pool)s)"""
 
 _FALLBACK = "AND (SELECT count(*) FROM twarm) < %(candidates)s AND w.id NOT IN (SELECT id FROM twarm)"
+
+# A generation without top lists for the project (built before it carried them, until the
+# worker's rebuild after a migration: sql/0002_warm_version.sql): its matches are read instead.
+_NO_LISTS = "AND NOT EXISTS (SELECT 1 FROM warm_text_top t WHERE t.project_id = %(project_id)s)"
 
 _TEXT_CANDIDATES = """
 tcand AS MATERIALIZED (
@@ -276,9 +280,9 @@ def _text_arm(p: SearchParams, warm: sql.Composable, hot: sql.Composable) -> sql
         pre_limit = sql.SQL("" if narrowed else "LIMIT %(text_pool)s")
         parts.append(sql.SQL(_TEXT_LISTS).format(pre_limit=pre_limit, warm_filters=warm))
         warm_rows = sql.SQL("(SELECT id, tsv, tlen, false AS hot, true AS keep FROM twarm)")
-        if narrowed:
-            warm_rows = sql.SQL("{} UNION ALL {}").format(
-                warm_rows, sql.SQL(_TEXT_MATCHES).format(warm_filters=warm, fallback=sql.SQL(_FALLBACK)))
+        fallback = sql.SQL(_FALLBACK if narrowed else _NO_LISTS)
+        warm_rows = sql.SQL("{} UNION ALL {}").format(
+            warm_rows, sql.SQL(_TEXT_MATCHES).format(warm_filters=warm, fallback=fallback))
     parts.append(sql.SQL(_TEXT_CANDIDATES).format(warm=warm_rows, hot_filters=hot))
     parts.append(sql.SQL(_TEXT_SCORE).format())
     return sql.Composed(parts)
