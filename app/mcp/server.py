@@ -6,26 +6,33 @@ The tools are thin: they validate with the API's schemas and call the shared Ser
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Callable, Iterator
+from typing import Annotated, Any, get_type_hints
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from pydantic import AwareDatetime, Field, ValidationError
+from pydantic import Field, Strict, ValidationError
 
-from ctxsearch.config import Settings
-from ctxsearch.store.db import DatabaseUnavailable
-from ctxsearch.service.paging import InvalidCursor
 from ctxsearch.auth import Forbidden, Principal, check_project, current_principal
+from ctxsearch.config import Settings
 from ctxsearch.schemas import (
-    MAX_BATCH_EVENTS, MAX_LIMIT, MAX_TOKENS, EventBatch, EventIn, EventType, IngestResponse, SearchRequest,
-    SearchResponse, SessionPublic,
+    MAX_BATCH_EVENTS,
+    EventBatch,
+    EventIn,
+    IngestResponse,
+    SearchRequest,
+    SearchResponse,
+    SessionPublic,
 )
 from ctxsearch.service.facade import NotFound, Service
+from ctxsearch.service.paging import InvalidCursor
+from ctxsearch.store.db import DatabaseUnavailable
 
 INSTRUCTIONS = """\
 ctxsearch is the searchable memory of past coding sessions in a project: what was decided,
@@ -85,6 +92,31 @@ def _allow(ctx: Context, project_ids: set[str]) -> None:
         check_project(project_id, principal)
 
 
+def _request_arguments() -> list[inspect.Parameter]:
+    """SearchRequest's fields as keyword arguments: type, bounds, description and default."""
+    out = []
+    for name, field in SearchRequest.model_fields.items():
+        # Lax, unlike the JSON body: agents send "5" for 5; SearchRequest checks the result again.
+        meta = [m for m in field.metadata if not isinstance(m, Strict)]
+        annotation = Annotated[(field.annotation, *meta, Field(description=field.description))]
+        default = inspect.Parameter.empty if field.is_required() else field.get_default()
+        out.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation))
+    return out
+
+
+def _with_request_arguments(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a tool SearchRequest's fields as its arguments, ahead of its own (`ctx`): the SDK
+    builds the input schema from the signature, and the tool gets the fields in **fields."""
+    hints = get_type_hints(fn)
+    own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=hints.get(p.name, p.annotation))
+           for p in inspect.signature(fn).parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    fields = _request_arguments()
+    fn.__signature__ = inspect.Signature([*fields, *own], return_annotation=hints.get("return"))
+    # The SDK finds the Context argument by its type hint.
+    fn.__annotations__ = {**{p.name: p.annotation for p in [*fields, *own]}, "return": hints.get("return")}
+    return fn
+
+
 def build_server(get_service: Callable[[], Service]) -> MCPServer:
     """An MCP server whose tools call the Service that get_service returns."""
     with _logging_left_alone():
@@ -92,23 +124,8 @@ def build_server(get_service: Callable[[], Service]) -> MCPServer:
                            instructions=INSTRUCTIONS, version="0.1.0")
 
     @server.tool(title="Search past context")
-    def search_context(
-        query: Annotated[str, Field(description="What you are looking for, in words or exact identifiers "
-                                                "(error names, function names, file names).")],
-        project_id: Annotated[str, Field(description="The project to search; required, results never mix projects.")],
-        session_id: Annotated[str | None, Field(description="Only this session.")] = None,
-        types: Annotated[list[EventType] | None, Field(description="Only these event types, e.g. ['error', 'decision'].")] = None,
-        files: Annotated[list[str] | None, Field(description="Only events touching these files: exact paths, a bare "
-                                                            "file name, 'dir/' prefixes or '*' globs.")] = None,
-        since: Annotated[AwareDatetime | None, Field(description="Only from this time on (RFC 3339).")] = None,
-        until: Annotated[AwareDatetime | None, Field(description="Only up to this time (RFC 3339).")] = None,
-        limit: Annotated[int, Field(ge=1, le=MAX_LIMIT, description="Most hits to return.")] = 10,
-        max_tokens: Annotated[int | None, Field(ge=1, le=MAX_TOKENS, description="Token budget for the results; "
-                                                "snippets are cut and hits dropped to fit.")] = None,
-        cursor: Annotated[str | None, Field(description="next_cursor from a previous call with the same query and "
-                                                       "filters, for the next page.")] = None,
-        ctx: Context | None = None,
-    ) -> SearchResponse:
+    @_with_request_arguments
+    def search_context(ctx: Context | None = None, **fields: Any) -> SearchResponse:
         """Search a project's past coding sessions (events and session summaries) by meaning and by exact words.
 
         Call it before debugging an error, changing a file or revisiting a decision, to learn
@@ -118,11 +135,8 @@ def build_server(get_service: Callable[[], Service]) -> MCPServer:
         cursor=next_cursor. `truncated: true` means max_tokens cut a snippet or left hits for later.
         """
         with _tool_errors():
-            _allow(ctx, {project_id})
-            req = SearchRequest(query=query, project_id=project_id, session_id=session_id, types=types,
-                                files=files, since=since, until=until, limit=limit, max_tokens=max_tokens,
-                                cursor=cursor)
-            return get_service().search(req)
+            _allow(ctx, {fields["project_id"]})
+            return get_service().search(SearchRequest.model_validate(fields))
 
     @server.tool(title="Get a session")
     def get_session(

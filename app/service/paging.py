@@ -55,7 +55,7 @@ def _b64decode(text: str) -> bytes:
 
 def encode_cursor(state: PageState, req: SearchRequest, secret: str) -> str:
     ids = sorted(state.seen_ids)
-    deltas = [b - a for a, b in zip([0, *ids], ids)]  # small numbers compress well
+    deltas = [b - a for a, b in zip([0, *ids], ids, strict=False)]  # small numbers compress well
     doc = {"v": CURSOR_VERSION, "q": fingerprint(req), "m": state.snapshot_id, "i": deltas,
            "s": sorted(state.seen_summaries)}
     body = zlib.compress(json.dumps(doc, separators=(",", ":")).encode(), 9)
@@ -94,27 +94,29 @@ def decode_cursor(cursor: str, req: SearchRequest, secret: str) -> PageState:
 
 
 class TokenCounter:
-    """Counts tokens with the MiniLM (BERT WordPiece) tokenizer the embedder already loaded.
+    """Counts tokens with the MiniLM (BERT WordPiece) tokenizer, the one the model embeds with.
 
     A private copy of the tokenizer, used under a lock: the embed worker changes the
-    shared one's truncation settings while encoding. With no tokenizer at hand it
-    falls back to about four characters per token.
+    shared one's truncation settings while encoding. Given a transformers tokenizer (the
+    torch backend's), it copies that one; otherwise it reads the bundled model's
+    tokenizer.json, which every backend has.
     """
 
-    def __init__(self, tokenizer: Any | None):
+    def __init__(self, tokenizer: Any | None = None):
         backend = getattr(tokenizer, "backend_tokenizer", None)
-        self._tok = None
         if backend is not None:
             from tokenizers import Tokenizer
 
             self._tok = Tokenizer.from_str(backend.to_str())
             self._tok.no_truncation()
             self._tok.no_padding()
+        else:
+            from ctxsearch.embeddings.model import wordpiece_tokenizer
+
+            self._tok = wordpiece_tokenizer()
         self._lock = threading.Lock()
 
     def count(self, text: str) -> int:
-        if self._tok is None:
-            return (len(text) + 3) // 4
         with self._lock:
             return len(self._tok.encode(text, add_special_tokens=False).ids)
 
@@ -122,8 +124,6 @@ class TokenCounter:
         """The longest prefix of text holding at most `tokens` tokens."""
         if tokens <= 0:
             return ""
-        if self._tok is None:
-            return text[: tokens * 4]
         with self._lock:
             offsets = self._tok.encode(text, add_special_tokens=False).offsets
         if len(offsets) <= tokens:

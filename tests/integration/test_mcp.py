@@ -38,7 +38,7 @@ async def _exercise(client: Client, project: str) -> dict:
     ]
     recorded = await client.call_tool("record_events", {"events": events})
     assert not recorded.is_error, recorded.content
-    assert recorded.structured_content == {"accepted": 3, "duplicates": 0, "indexed": True}
+    assert recorded.structured_content == {"accepted": 3, "duplicates": 0, "redactions": 0, "indexed": True}
 
     found = await client.call_tool("search_context", {"query": "why are incoming webhook signatures rejected",
                                                       "project_id": project, "limit": 2})
@@ -52,7 +52,7 @@ async def _exercise(client: Client, project: str) -> dict:
     more = await client.call_tool("search_context", {"query": "clock skew", "project_id": project,
                                                      "max_tokens": 120,
                                                      "cursor": budget.structured_content["next_cursor"]})
-    assert not more.is_error
+    assert not more.is_error and more.structured_content["results"]
     first_ids = {h["id"] for h in budget.structured_content["results"]}
     assert not first_ids & {h["id"] for h in more.structured_content["results"]}
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ctxsearch.service.paging import hit_tokens
 from ctxsearch.schemas import SearchHit
+from ctxsearch.service.paging import hit_tokens
 from tests.conftest import event
 
 TOPICS = [
@@ -100,6 +100,7 @@ def test_limit_and_budget_may_change_between_pages(client, paged_project):
     first = client.post("/v1/search", json={**body, "limit": 3}).json()
     second = client.post("/v1/search", json={**body, "limit": 7, "max_tokens": 2000,
                                              "cursor": first["next_cursor"]}).json()
+    assert len(first["results"]) == 3 and second["results"]
     assert not {h["id"] for h in first["results"]} & {h["id"] for h in second["results"]}
 
 
@@ -107,8 +108,10 @@ def _cost(service, hits: list[dict]) -> int:
     return sum(hit_tokens(SearchHit.model_validate(h), service.token_counter) for h in hits)
 
 
-@pytest.mark.parametrize("max_tokens", [250, 400, 1000])
-def test_budget_trims_and_drops_to_fit(client, service, paged_project, max_tokens):
+# Whether the budget leaves room for part of the next hit's snippet (this corpus, MiniLM tokens):
+# 250 holds the best hit whole and no useful part of the second; 400 and 1000 end on a cut snippet.
+@pytest.mark.parametrize("max_tokens, ends_cut", [(250, False), (400, True), (1000, True)])
+def test_budget_trims_and_drops_to_fit(client, service, paged_project, max_tokens, ends_cut):
     body = {"query": "connection pool exhausted", "project_id": paged_project, "limit": 20}
     full = client.post("/v1/search", json=body).json()
     assert _cost(service, full["results"]) > max_tokens
@@ -118,9 +121,11 @@ def test_budget_trims_and_drops_to_fit(client, service, paged_project, max_token
     assert _cost(service, page["results"]) <= max_tokens
     # rank order is kept: the page is a prefix of the unbudgeted list
     assert [h["id"] for h in page["results"]] == [h["id"] for h in full["results"][: len(page["results"])]]
-    for got, want in zip(page["results"], full["results"]):
-        if got["snippet"] != want["snippet"]:
-            assert got["snippet"].endswith("…") and got["snippet"].count("<b>") == got["snippet"].count("</b>")
+    # Only the last hit kept may be cut, and a cut snippet ends with an ellipsis and closes its tags.
+    cut = [got for got, want in zip(page["results"], full["results"], strict=False) if got["snippet"] != want["snippet"]]
+    assert [h["id"] for h in cut] == ([page["results"][-1]["id"]] if ends_cut else []), cut
+    for hit in cut:
+        assert hit["snippet"].endswith("…") and hit["snippet"].count("<b>") == hit["snippet"].count("</b>")
 
 
 def test_a_budget_below_one_hit_still_returns_one(client, paged_project):
@@ -197,6 +202,7 @@ def test_cli_search_pages_with_a_budget(settings, service, paged_project):
     cursor = first.stderr.split("--cursor ")[1].split()[0]
     second = runner.invoke(main, [*args, "--cursor", cursor], env=env)
     assert second.exit_code == 0
+    assert len(first.stdout.splitlines()) == 3 and second.stdout.splitlines()
     assert not set(first.stdout.splitlines()) & set(second.stdout.splitlines())
     bad = runner.invoke(main, [*args, "--cursor", cursor[:-3]], env=env)
     assert bad.exit_code == 2 and "cursor:" in bad.output
