@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -141,7 +141,7 @@ class CorpusGenerator:
         self.rng = random.Random(seed)
         self.projects = make_projects(n_docs, self.rng, prefix)
         self.weights = [p.weight for p in self.projects]
-        self._t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        self._t0 = datetime(2026, 1, 1, tzinfo=UTC)
         self._session_no = 0
 
     def _fill(self, template: str, project: Project, files: list[str]) -> str:

@@ -4,9 +4,10 @@ Phases (each with a progress bar on a terminal):
 
 1. corpus: generate realistic session events over many projects and sessions;
    embed a seed sample with the real model (the embedding rate, beside the plain
-   torch fp32 rate on the same texts) and derive the rest (see app/bench_corpus.py);
-2. bulk load with COPY (bulk load rate), warm-tier build (index build time), at
-   each size step 10k, 100k, ... up to N: search latency, recall, storage;
+   torch fp32 rate on the same texts) and derive the rest (see bench/corpus.py);
+2. bulk load through the ingest path, vectors included (bulk load rate), warm-tier
+   build (index build time), at each size step 10k, 100k, ... up to N: search
+   latency, recall, storage;
 3. HTTP ingest in batches of 500 against a real `ctxsearch serve` subprocess;
 4. freshness: 100 events/s over HTTP, time from 202 until vector search finds the event;
 5. a warm-tier refresh over the grown corpus.
@@ -24,11 +25,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable
 
 import httpx
 import numpy as np
@@ -37,13 +38,15 @@ from tqdm import tqdm
 from ctxsearch.bench.corpus import CorpusEvent, CorpusGenerator, perturb
 from ctxsearch.config import Settings
 from ctxsearch.domain.documents import embed_text
-from ctxsearch.store.ingest import _staging_row
 from ctxsearch.schemas import EventIn
+from ctxsearch.store.ingest import load_embedded
 from ctxsearch.store.search import SearchParams, search, tuning
 from ctxsearch.store.tiers import rebuild_warm
 
 MODES = ("hybrid", "vector", "text")
-REPO_ROOT = Path(__file__).resolve().parent.parent
+# Settings that would point the bench at the user's database (the bench has its own server),
+# or make its keyless requests to that server fail.
+USER_DATA_ENV = ("CTXSEARCH_DATABASE_URL", "CTXSEARCH_DATA_DIR", "CTXSEARCH_API_KEYS", "CTXSEARCH_URL")
 
 
 @dataclass
@@ -87,8 +90,10 @@ class Bench:
         self.own_dir = opts.data_dir is None
         self.data_dir = Path(opts.data_dir or tempfile.mkdtemp(prefix="ctxsearch-bench-", dir="/tmp"))
         env_settings = {k: v for k, v in opts.settings.items() if v is not None}
-        self.settings = Settings(data_dir=self.data_dir, run_worker=False, refresh_interval_s=86_400,
-                                 hot_max_docs=10_000_000, **env_settings)
+        # database_url=None: the bench's own embedded server, whatever the environment or a .env
+        # say; the bench must never write into the user's database.
+        self.settings = Settings(data_dir=self.data_dir, database_url=None, run_worker=False,
+                                 refresh_interval_s=86_400, hot_max_docs=10_000_000, **env_settings)
         if self.settings.model_cache_dir is None:
             # Keep the ONNX export across bench runs: the bench's data dir is thrown away.
             import platformdirs
@@ -115,12 +120,7 @@ class Bench:
 
     def close(self) -> None:
         if self.svc is not None:
-            self.svc.close()
-            if self.settings.database_url is None:
-                import pgserver
-
-                # Stop the bench's embedded server now rather than at exit.
-                pgserver.get_server(self.settings.pgdata).cleanup()
+            self.svc.close()  # the last user of the embedded server stops it
         if self.own_dir and not self.o.keep:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
@@ -180,7 +180,7 @@ class Bench:
             sid = f"v{self._session_no:07d}"
             # A variant session replays part of a seed session: same project, same files.
             start = r.randrange(len(self.seeds))
-            ts = datetime(2026, 6, 1, tzinfo=timezone.utc) + timedelta(minutes=5 * self._session_no)
+            ts = datetime(2026, 6, 1, tzinfo=UTC) + timedelta(minutes=5 * self._session_no)
             for k in range(min(r.randint(10, 80), n - len(events))):
                 j = (start + k) % len(self.seeds)
                 if self.seeds[j].project_id != self.seeds[start].project_id:
@@ -196,33 +196,22 @@ class Bench:
 
     # -- bulk load -------------------------------------------------------------
     def bulk_load(self, n: int) -> dict:
-        """COPY n events with their documents and vectors; sessions are stored as condensed."""
-        from ctxsearch.bench.load import copy_events
-
+        """Store n events with their documents and vectors through the ingest path; sessions as condensed."""
         t0 = time.perf_counter()
         done = 0
         with self.bar(total=n, desc=f"bulk load to {self.loaded + n:,}", unit="ev") as bar:
             while done < n:
                 k = min(20_000, n - done)
                 events, vectors = self.corpus_chunk(k)
+                batch = [EventIn.model_validate(e.as_api()) for e in events]
                 with self.svc.db.connection() as conn:
-                    copy_events(conn=conn, rows=self.staged(events), vectors=vectors)
+                    load_embedded(conn=conn, events=batch, vectors=vectors,
+                                  context_chars=self.settings.event_context_chars)
                 done += k
                 self.loaded += k
                 bar.update(k)
         dt = time.perf_counter() - t0
         return {"events": n, "seconds": dt, "events_per_s": n / dt}
-
-    def staged(self, events) -> list[tuple]:
-        """Rows as the ingest path stages them, each with the end of the previous event of its session."""
-        rows, last = [], {}
-        for i, e in enumerate(events):
-            ev = EventIn.model_validate(e.as_api())
-            key = (ev.project_id, ev.session_id)
-            context = last.get(key)
-            rows.append(_staging_row(i, ev, ev.id or f"bench-{self.loaded}-{i}", context))
-            last[key] = ev.content[-self.settings.event_context_chars:] or None
-        return rows
 
     def rebuild(self) -> dict:
         with self.svc.db.connection() as conn:
@@ -258,7 +247,7 @@ class Bench:
         filtered, by_size, unfiltered = [], {}, []
         candidates = max(10 * self.settings.overfetch, self.settings.min_candidates)
         with self.svc.db.connection() as conn:
-            for (project, q), v in self.bar(iterable=list(zip(queries, qvecs)), desc="recall", unit="q"):
+            for (project, q), v in self.bar(iterable=list(zip(queries, qvecs, strict=True)), desc="recall", unit="q"):
                 exact = [r[0] for r in conn.execute(
                     "SELECT id FROM documents WHERE project_id = %s AND embedding IS NOT NULL"
                     " ORDER BY (embedding <=> %s) + 0, id LIMIT 10", (project, v))]
@@ -281,7 +270,7 @@ class Bench:
         exhaustive BM25 over every match. A hit counts when its exact score reaches the
         exhaustive 10th score, so that ties are not counted as misses."""
         recall: dict[str, list[float]] = {"text": [], "hybrid": []}
-        for (project, q), v in self.bar(iterable=list(zip(queries, qvecs)), desc="text recall", unit="q"):
+        for (project, q), v in self.bar(iterable=list(zip(queries, qvecs, strict=True)), desc="text recall", unit="q"):
             for mode, key in (("text", "text_score"), ("hybrid", "score")):
                 params = SearchParams(query=q, project_id=project, mode=mode, limit=10, candidates=candidates,
                                       **tuning(self.settings))
@@ -333,37 +322,38 @@ class Bench:
         for conc in sorted({1, self.o.concurrency}):
             n = self.o.queries * (1 if conc == 1 else 2)
             for mode in MODES:
-                queries = self.gen.queries(n, counts)
-                lat: list[float] = []
-                server: list[float] = []
-                errors = 0
-                local = threading.local()
-
-                def one(pq: tuple[str, str]) -> None:
-                    nonlocal errors
-                    client = getattr(local, "client", None)
-                    if client is None:
-                        client = local.client = httpx.Client(base_url=url, timeout=30)
-                    t0 = time.perf_counter()
-                    r = client.post("/v1/search", json={"query": pq[1], "project_id": pq[0], "mode": mode})
-                    lat.append((time.perf_counter() - t0) * 1000)
-                    if r.status_code != 200:
-                        errors += 1
-                    else:
-                        server.append(r.json()["took_ms"])
-
-                with self.bar(total=n, desc=f"search {mode} c={conc}", unit="q") as bar:
-                    with ThreadPoolExecutor(conc) as pool:
-                        for _ in pool.map(one, queries):
-                            bar.update(1)
-                out[f"{mode}_c{conc}"] = {**{f"{k}_ms" if k.startswith("p") or k == "mean" else k: v
-                                             for k, v in percentiles(lat).items()},
-                                          "server_p50_ms": percentiles(server)["p50"], "errors": errors,
-                                          "qps": None}
+                out[f"{mode}_c{conc}"] = self.search_round(url, mode, self.gen.queries(n, counts), conc)
         return out
 
+    def search_round(self, url: str, mode: str, queries: list[tuple[str, str]], conc: int) -> dict:
+        """Latency percentiles of `queries` (project, text) in one mode, `conc` at a time."""
+        lat: list[float] = []
+        server: list[float] = []
+        errors = 0
+        local = threading.local()
+
+        def one(pq: tuple[str, str]) -> None:
+            nonlocal errors
+            client = getattr(local, "client", None)
+            if client is None:
+                client = local.client = httpx.Client(base_url=url, timeout=30)
+            t0 = time.perf_counter()
+            r = client.post("/v1/search", json={"query": pq[1], "project_id": pq[0], "mode": mode})
+            lat.append((time.perf_counter() - t0) * 1000)
+            if r.status_code != 200:
+                errors += 1
+            else:
+                server.append(r.json()["took_ms"])
+
+        with self.bar(total=len(queries), desc=f"search {mode} c={conc}", unit="q") as bar:
+            with ThreadPoolExecutor(conc) as pool:
+                for _ in pool.map(one, queries):
+                    bar.update(1)
+        return {**{f"{k}_ms" if k.startswith("p") or k == "mean" else k: v for k, v in percentiles(lat).items()},
+                "server_p50_ms": percentiles(server)["p50"], "errors": errors, "qps": None}
+
     # -- the service under test, as its own process ------------------------------
-    def serve(self, worker: bool) -> "ServerProcess":
+    def serve(self, worker: bool) -> ServerProcess:
         return ServerProcess(self.data_dir, self.settings, worker=worker)
 
     def server_log(self) -> str:
@@ -616,23 +606,26 @@ class ServerProcess:
     """`python -m ctxsearch serve` on a free port, sharing the bench's embedded PostgreSQL."""
 
     def __init__(self, data_dir: Path, settings: Settings, worker: bool):
+        data_dir = Path(data_dir).resolve()  # the server runs in it: relative paths would move
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "CTXSEARCH_LOG_LEVEL": "WARNING",
-               "CTXSEARCH_REFRESH_INTERVAL_S": "86400", "CTXSEARCH_HOT_MAX_DOCS": "10000000"}
+        env = {k: v for k, v in os.environ.items() if k not in USER_DATA_ENV}
+        env |= {"HF_HUB_OFFLINE": "1", "CTXSEARCH_LOG_LEVEL": "WARNING",
+                "CTXSEARCH_REFRESH_INTERVAL_S": "86400", "CTXSEARCH_HOT_MAX_DOCS": "10000000"}
         for name in ("embed_backend", "embed_threads", "vector_index", "ivfflat_probes", "hnsw_ef_search",
                      "project_index_min_rows", "overfetch", "min_candidates", "embed_batch_size", "model_cache_dir"):
             value = getattr(settings, name)
             if value is not None:
-                env[f"CTXSEARCH_{name.upper()}"] = str(value)
+                env[f"CTXSEARCH_{name.upper()}"] = str(value.resolve() if isinstance(value, Path) else value)
         args = [sys.executable, "-m", "ctxsearch", "serve", "--data-dir", str(data_dir), "--port", str(self.port)]
         if not worker:
             args.append("--no-worker")
-        self.log_path = Path(data_dir) / f"serve-{self.port}.log"
+        self.log_path = data_dir / f"serve-{self.port}.log"
         self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=self._log)
+        # Started in the data dir: a .env in the caller's folder must not name another database.
+        self.proc = subprocess.Popen(args, cwd=data_dir, env=env, stdout=subprocess.DEVNULL, stderr=self._log)
         try:
             wait_for_server(self.url, self.proc, self.log_tail)
         except RuntimeError:
@@ -645,13 +638,18 @@ class ServerProcess:
 
     def stop(self) -> None:
         self._log.close()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM (a graceful shutdown), then SIGKILL if it has not exited within timeout."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def write_report(result: dict, out_dir: Path) -> list[Path]:
@@ -723,7 +721,7 @@ def write_report(result: dict, out_dir: Path) -> list[Path]:
         ("warm tier refresh (+5%)", f"{fmt(result['warm_refresh_s'])} s", "—"),
     ]
     lines = [f"# ctxsearch bench, {result['docs']:,} documents", "",
-             f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores. "
+             f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores. "
              "Settings: " + ", ".join(f"{k}={v}" for k, v in result["settings"].items()) + ".", "",
              "| figure | measured | target |", "| --- | --- | --- |",
              *[f"| {a} | {b} | {c} |" for a, b, c in rows], "",

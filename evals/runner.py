@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import numpy as np
 
+from ctxsearch.evals.datasets import Corpus, Dataset, Query
+from ctxsearch.evals.metrics import evaluate, mean
 from ctxsearch.schemas import EventIn, SearchRequest
 from ctxsearch.service.facade import Service
 from ctxsearch.store.tiers import rebuild_warm, tier_state
-from ctxsearch.evals.datasets import Corpus, Dataset, Query
-from ctxsearch.evals.metrics import evaluate, mean
 
 MODES = ("text", "vector", "hybrid", "bm25")
 DB_MODES = ("text", "vector", "hybrid")

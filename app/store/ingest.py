@@ -5,14 +5,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+import numpy as np
 import psycopg
 
 from ctxsearch.domain.condense import event_importance
-from ctxsearch.domain.payload import compress_payload
 from ctxsearch.domain.documents import context_snippet, embed_text, event_body, event_title, search_title
+from ctxsearch.domain.payload import compress_payload
+from ctxsearch.embeddings import content_hash
 from ctxsearch.schemas import EventIn
 from ctxsearch.store.locks import hold_tier_lock
-from ctxsearch.embeddings import content_hash
 
 NOTIFY_CHANNEL = "ctxsearch_pending"
 
@@ -25,7 +26,8 @@ _CREATE_STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS staging_events (
     seq integer, project_id text, event_id text, session_id text, ts timestamptz,
     type text, tool text, files text[], tokens integer, content text, payload bytea,
-    title text, search_title text, body text, importance real, content_hash bytea, context text
+    title text, search_title text, body text, importance real, content_hash bytea, context text,
+    embedding vector
 ) ON COMMIT DELETE ROWS
 """
 
@@ -74,6 +76,15 @@ SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM docs), (SELECT count(*)
 
 
 _INSERT = insert_sql("staging_events")
+# Bulk loads (the bench): documents come with their vectors, sessions as already condensed.
+_INSERT_EMBEDDED = insert_sql("staging_events", embedding=True, condensed=True)
+
+# Binary COPY types, in _STAGING_COLUMNS order and then the embedding.
+_STAGING_TYPES = (
+    "integer", "text", "text", "text", "timestamptz", "text", "text", "text[]", "integer",
+    "text", "bytea", "text", "text", "text", "real", "bytea", "text", "vector",
+)
+
 
 @dataclass(frozen=True)
 class IngestResult:
@@ -119,9 +130,56 @@ def _contexts(conn: psycopg.Connection, events: list[EventIn], context_chars: in
             ([events[i].project_id for i in firsts], [events[i].session_id for i in firsts],
              [events[i].timestamp for i in firsts]),
         ).fetchall()
-        for i, (content,) in zip(firsts, rows):
+        for i, (content,) in zip(firsts, rows, strict=True):
             previous[i] = content
     return [context_snippet(previous[i], context_chars) if previous.get(i) else None for i in range(len(events))]
+
+
+def _unique(events: list[EventIn]) -> list[int]:
+    """Indexes of the events to store: an id repeated within the batch counts once."""
+    seen: set[tuple[str, str]] = set()
+    kept: list[int] = []
+    for i, e in enumerate(events):
+        if e.id is not None:
+            key = (e.project_id, e.id)
+            if key in seen:
+                continue
+            seen.add(key)
+        kept.append(i)
+    return kept
+
+
+def _write(conn: psycopg.Connection, events: list[EventIn], context_chars: int,
+           vectors: np.ndarray | None = None) -> int:
+    """Stage the events by COPY and insert them in one transaction; returns how many were new.
+
+    With vectors, documents are stored embedded and sessions as condensed (_INSERT_EMBEDDED).
+    """
+    keep = _unique(events)
+    kept = [events[i] for i in keep]
+    with conn.transaction():
+        contexts = _contexts(conn, kept, context_chars)
+        rows = [_staging_row(seq, e, e.id or uuid.uuid4().hex, ctx) for seq, (e, ctx) in enumerate(zip(kept, contexts, strict=True))]
+        conn.execute(_CREATE_STAGING)
+        # Held shared so that a warm-tier rebuild can wait for in-flight ids to commit.
+        hold_tier_lock(conn)
+        columns = ", ".join(_STAGING_COLUMNS)
+        with conn.cursor() as cur:
+            if vectors is None:
+                with cur.copy(f"COPY staging_events ({columns}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                inserted = cur.execute(_INSERT).fetchone()[0]
+            else:
+                # Binary: as text, formatting every float of the vectors costs more than the load.
+                with cur.copy(f"COPY staging_events ({columns}, embedding) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(_STAGING_TYPES)
+                    for row, vec in zip(rows, vectors[keep], strict=True):
+                        copy.write_row((*row, vec))
+                inserted = cur.execute(_INSERT_EMBEDDED).fetchone()[0]
+        if inserted:
+            conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+    return inserted
 
 
 def ingest_events(*, conn: psycopg.Connection, events: list[EventIn], context_chars: int = 0) -> IngestResult:
@@ -129,27 +187,16 @@ def ingest_events(*, conn: psycopg.Connection, events: list[EventIn], context_ch
 
     Commits before returning: the caller may acknowledge the batch once this returns.
     """
-    seen: set[tuple[str, str]] = set()
-    kept: list[EventIn] = []
-    for e in events:
-        if e.id is not None:
-            key = (e.project_id, e.id)
-            if key in seen:
-                continue
-            seen.add(key)
-        kept.append(e)
+    inserted = _write(conn, events, context_chars)
+    return IngestResult(accepted=inserted, duplicates=len(events) - inserted)
 
-    with conn.transaction():
-        contexts = _contexts(conn, kept, context_chars)
-        rows = [_staging_row(seq, e, e.id or uuid.uuid4().hex, ctx) for seq, (e, ctx) in enumerate(zip(kept, contexts))]
-        conn.execute(_CREATE_STAGING)
-        # Held shared so that a warm-tier rebuild can wait for in-flight ids to commit.
-        hold_tier_lock(conn)
-        with conn.cursor() as cur:
-            with cur.copy(f"COPY staging_events ({', '.join(_STAGING_COLUMNS)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            inserted = cur.execute(_INSERT).fetchone()[0]
-        if inserted:
-            conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+
+def load_embedded(*, conn: psycopg.Connection, events: list[EventIn], vectors: np.ndarray,
+                  context_chars: int = 0) -> IngestResult:
+    """Store a batch as ingest_events does, each document with its vector (row i of `vectors`)
+    and its sessions as already condensed: for corpora with precomputed vectors and no
+    summaries to write (the bench). Nothing is left pending for the worker."""
+    if len(vectors) != len(events):
+        raise ValueError(f"{len(events)} events but {len(vectors)} vectors")
+    inserted = _write(conn, events, context_chars, np.asarray(vectors, dtype=np.float32))
     return IngestResult(accepted=inserted, duplicates=len(events) - inserted)

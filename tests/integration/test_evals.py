@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from ctxsearch.cli.main import main
-from ctxsearch.store.tiers import rebuild_warm
 from ctxsearch.evals import datasets
 from ctxsearch.evals.metrics import evaluate
 from ctxsearch.evals.runner import EvalOptions, parse_modes, run
+from ctxsearch.store.tiers import rebuild_warm
 from tests.conftest import event
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -103,15 +103,37 @@ def test_runner_on_locomo_reports_turn_session_and_category_recall(service):
     assert set(cats) == {"1 multi-hop", "2 temporal", "4 single-hop"} and cats["4 single-hop"]["queries"] == 2
 
 
-def test_cli_eval_json_and_report(settings, service, tmp_path):
+def test_cli_eval_json_and_report_in_its_own_database(settings, service, own_data_dir, tmp_path, monkeypatch):
+    # The user's settings name the session's database, in a .env and in the environment:
+    # the eval must load into its own embedded server (in the user cache dir) all the same.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(f"CTXSEARCH_DATABASE_URL={service.db.url}\n")
+
+    def stored() -> tuple[int, int]:
+        with service.db.connection() as conn:
+            return conn.execute("SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM sessions)").fetchone()
+
+    before = stored()
     out = CliRunner().invoke(main, ["eval", str(BEIR), "--modes", "text,bm25", "--json", "--report",
-                                    str(tmp_path / "report"), "--data-dir", str(settings.data_dir)])
+                                    str(tmp_path / "report")],
+                             env={"XDG_CACHE_HOME": str(own_data_dir), "CTXSEARCH_DATA_DIR": str(settings.data_dir),
+                                  "CTXSEARCH_MODEL_CACHE_DIR": str(settings.models_dir)})
     assert out.exit_code == 0, out.output
     result = json.loads(out.output)
     assert result["dataset"] == "beir-tiny" and result["split"] == "test" and result["modes"] == ["text", "bm25"]
+    assert not result["load"]["reused"]  # loaded afresh: not into the session database, which may hold it
+    assert (own_data_dir / "ctxsearch" / "evals" / "pgdata").is_dir()
+    assert stored() == before
     md = (tmp_path / "report" / "beir-tiny-test.md").read_text()
     assert "| text |" in md and "beir-tiny-test.png" in md
     assert (tmp_path / "report" / "beir-tiny-test.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_eval_refuses_the_users_data_dir(tmp_path):
+    mine = tmp_path / "mine"
+    out = CliRunner().invoke(main, ["eval", str(BEIR), "--data-dir", str(mine)], env={"CTXSEARCH_DATA_DIR": str(mine)})
+    assert out.exit_code == 2 and "is your ctxsearch data dir" in out.output
+    assert not mine.exists()
 
 
 @pytest.mark.parametrize("args, message", [
@@ -166,6 +188,8 @@ def test_text_arm_scores_okapi_bm25_in_both_tiers(client, service, settings, pro
     query = "nested parser brackets"
     with service.db.connection() as conn:
         expected = _expected_bm25(conn, project, query, settings.bm25_k1, settings.bm25_b)
+    # The documents holding a query term: an empty reference would match an empty answer.
+    assert set(expected) == {"e0", "e2", "e4"}, expected
 
     def scores() -> dict[str, float]:
         r = client.post("/v1/search", json={"query": query, "project_id": project, "mode": "text",
