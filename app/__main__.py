@@ -1,5 +1,5 @@
 """`python -m ctxsearch`: the command line."""
 
-from ctxsearch.cli.main import main
+from ctxsearch.cli import run
 
-main()
+run()

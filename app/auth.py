@@ -45,8 +45,9 @@ class KeyRing:
         self._entries = [
             (
                 hashlib.sha256(key.encode()).digest(),
-                Principal(key_id=key_fingerprint(key),
-                          projects=None if ALL_PROJECTS in projects else frozenset(projects)),
+                Principal(
+                    key_id=key_fingerprint(key), projects=None if ALL_PROJECTS in projects else frozenset(projects)
+                ),
             )
             for key, projects in keys.items()
         ]

@@ -10,7 +10,6 @@ import platformdirs
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
 _CONFIG = SettingsConfigDict(env_prefix="CTXSEARCH_", env_file=".env", extra="ignore")
 
 
@@ -49,6 +48,12 @@ class Settings(Limits):
     rate_limit_per_s: float = Field(default=100.0, ge=0)
     rate_limit_burst: int = Field(default=200, ge=1)
 
+    # Capture (importers and the hook): where to send (a server's URL and key; unset means
+    # the local data dir, or the `serve` running on it), and projects never to capture.
+    url: str | None = None
+    api_key: str | None = Field(default=None, repr=False)
+    # Globs of project ids, separated by commas or whitespace, e.g. "secret-*, client-acme".
+    exclude_projects: str = ""
 
     # Condense
     key_events: int = Field(default=10, ge=1, le=100)
@@ -61,6 +66,11 @@ class Settings(Limits):
     run_worker: bool = True  # serve runs a worker thread unless told not to
     embed_batch_size: int = Field(default=64, ge=1, le=1024)
     worker_poll_s: float = 0.5
+    # A document the embedder fails on is retried after embed_retry_base_s, then twice as
+    # long each time (at most an hour), and skipped after embed_max_attempts attempts: it
+    # leaves the queue and no longer holds back the warm tier (ctxsearch_failed_documents).
+    embed_max_attempts: int = Field(default=5, ge=1)
+    embed_retry_base_s: float = Field(default=5.0, gt=0)
     # onnx-int8 embeds ~4x faster than torch fp32 on CPU with SciFact nDCG@10 within 0.01
     # (see README, Performance); torch stays available as the fp32 reference.
     embed_backend: Literal["torch", "onnx", "onnx-int8"] = "onnx-int8"
@@ -94,12 +104,13 @@ class Settings(Limits):
     # Signs search cursors. They grant nothing the query itself does not, so the default
     # only catches altered cursors; set a secret to make them unforgeable.
     cursor_secret: str = "ctxsearch-cursor"
-    # The text arm's Okapi BM25 (tuned on SciFact's train judgments).
+    # The text arm's Okapi BM25 (tuned on SciFact's train judgments). The scorer and the warm
+    # tier's top lists (built with each rebuild) both use these three.
     bm25_k1: float = Field(default=1.2, gt=0, le=10)
     bm25_b: float = Field(default=0.75, ge=0, le=1)
     text_context_weight: float = Field(default=0.5, ge=0, le=1)  # a term of the previous event counts this much
     # Warm text candidates: per project lexeme, the warm tier keeps its `text_top_docs`
-    # best documents (sql/0023); the best `text_pool` of the lists' union are scored
+    # best documents (ctxsearch_build_text_top in sql/repeatable/R__tiers.sql); the best `text_pool` of the lists' union are scored
     # exactly. On the 1M bench corpus (every query term common) 2000/200 kept hybrid
     # recall@10 at 0.975 of exhaustive BM25 at ~10 ms for the text arm; lists are
     # complete below 2000 matches, so smaller projects are scored exhaustively.
@@ -117,7 +128,7 @@ class Settings(Limits):
                 raise ValueError("an API key must not be blank")
             if not projects or any(not p for p in projects):
                 # Never echo the key itself.
-                raise ValueError("each API key needs a non-empty list of projects (or [\"*\"])")
+                raise ValueError('each API key needs a non-empty list of projects (or ["*"])')
         return v
 
     @property

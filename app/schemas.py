@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from ctxsearch.config import Limits
@@ -76,7 +85,7 @@ def _rfc3339_text(v: Any) -> Any:
 
 def _utc_representable(v: datetime) -> datetime:
     try:
-        v.astimezone(timezone.utc)
+        v.astimezone(UTC)
     except (OverflowError, ValueError):
         raise PydanticCustomError("rfc3339", "is out of range once converted to UTC") from None
     return v
@@ -92,8 +101,12 @@ class _Strict(BaseModel):
 class EventIn(_Strict):
     """One event of an agent's session."""
 
-    id: str | None = Field(default=None, min_length=1, max_length=MAX_ID_CHARS,
-                           description="The client's id; retries with the same id are stored once per project.")
+    id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_ID_CHARS,
+        description="The client's id; retries with the same id are stored once per project.",
+    )
     project_id: str = Identifier
     session_id: str = Identifier
     timestamp: Timestamp = Field(description="RFC 3339 with a UTC offset, e.g. 2026-11-22T10:00:00Z")
@@ -128,7 +141,8 @@ class EventIn(_Strict):
     def _payload(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
         if v is not None and len(json.dumps(v, separators=(",", ":")).encode()) > MAX_PAYLOAD_BYTES:
             raise PydanticCustomError(
-                "too_large", "payload is larger than {limit} bytes as JSON (max_payload_bytes)",
+                "too_large",
+                "payload is larger than {limit} bytes as JSON (max_payload_bytes)",
                 {"limit": MAX_PAYLOAD_BYTES},
             )
         return v
@@ -155,32 +169,76 @@ class ArmScores(BaseModel):
 
 
 class SearchWeights(_Strict):
-    vector: float = Field(default=1.0, ge=0, le=100, strict=True)
-    text: float = Field(default=1.0, ge=0, le=100, strict=True)
+    vector: float = Field(default=1.0, ge=0, le=100, strict=True, description="Weight of the vector arm (meaning).")
+    text: float = Field(default=1.0, ge=0, le=100, strict=True, description="Weight of the text arm (exact words).")
 
 
 class SearchRequest(_Strict):
-    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
-    project_id: str = Identifier
-    session_id: str | None = Field(default=None, min_length=1, max_length=MAX_ID_CHARS)
-    types: list[EventType] | None = Field(default=None, max_length=len(EventType) + 1)
-    files: list[str] | None = Field(default=None, max_length=MAX_FILES)
-    since: Timestamp | None = None
-    until: Timestamp | None = None
-    kinds: list[DocKind] | None = Field(default=None, max_length=2)
-    limit: int = Field(default=10, ge=1, le=MAX_LIMIT, strict=True)
-    mode: SearchMode = "hybrid"
-    explain: bool = Field(default=False, strict=True)
-    fusion: Fusion = "rrf"
-    rrf_k: int | None = Field(default=None, ge=1, le=10_000, strict=True)
-    weights: SearchWeights | None = None
+    """One search. The one declaration of its parameters: POST /v1/search takes it as the body,
+    and GET /v1/search, the MCP tool search_context and `ctxsearch search` derive theirs from
+    these fields, descriptions and bounds included."""
+
+    query: str = Field(
+        min_length=1,
+        max_length=MAX_QUERY_CHARS,
+        description="What you are looking for, in words or exact identifiers "
+        "(error names, function names, file names).",
+    )
+    project_id: str = Field(
+        min_length=1,
+        max_length=MAX_ID_CHARS,
+        description="The project to search; required, results never mix projects.",
+    )
+    session_id: str | None = Field(
+        default=None, min_length=1, max_length=MAX_ID_CHARS, description="Only this session."
+    )
+    types: list[EventType] | None = Field(
+        default=None, max_length=len(EventType) + 1, description="Only these event types, e.g. error and decision."
+    )
+    files: list[str] | None = Field(
+        default=None,
+        max_length=MAX_FILES,
+        description="Only events touching these files: exact paths, a bare file name, 'dir/' prefixes or '*' globs.",
+    )
+    since: Timestamp | None = Field(default=None, description="Only from this time on (RFC 3339).")
+    until: Timestamp | None = Field(default=None, description="Only up to this time (RFC 3339).")
+    kinds: list[DocKind] | None = Field(
+        default=None, max_length=2, description="Only these kinds of document: events, session summaries."
+    )
+    limit: int = Field(default=10, ge=1, le=MAX_LIMIT, strict=True, description="Most hits to return.")
+    mode: SearchMode = Field(
+        default="hybrid",
+        description="hybrid: by meaning and by exact words, fused; vector: by meaning only; text: by exact words only.",
+    )
+    explain: bool = Field(default=False, strict=True, description="Add each arm's score to each hit.")
+    fusion: Fusion = Field(
+        default="rrf",
+        description="How the arms' rankings combine: rrf (reciprocal rank "
+        "fusion) or weighted (each arm's scores scaled to 0-1, mixed).",
+    )
+    rrf_k: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        strict=True,
+        description="RRF's k (default: the server's); a smaller k favours the top ranks.",
+    )
+    weights: SearchWeights | None = Field(
+        default=None, description="The arms' weights in the fusion (default: the server's)."
+    )
     max_tokens: int | None = Field(
-        default=None, ge=1, le=MAX_TOKENS,
+        default=None,
+        ge=1,
+        le=MAX_TOKENS,
         description="Token budget for the results: snippets are cut and hits dropped to fit; "
-                    "`truncated` says so and `next_cursor` continues with the rest.")
+        "`truncated` says so and `next_cursor` continues with the rest.",
+    )
     cursor: str | None = Field(
-        default=None, min_length=1, max_length=MAX_CURSOR_CHARS,
-        description="`next_cursor` of the previous page; repeat the same query and filters with it.")
+        default=None,
+        min_length=1,
+        max_length=MAX_CURSOR_CHARS,
+        description="`next_cursor` of the previous page; repeat the same query and filters with it.",
+    )
 
     @field_validator("project_id", "session_id")
     @classmethod
@@ -204,7 +262,7 @@ class SearchRequest(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _window(self) -> "SearchRequest":
+    def _window(self) -> SearchRequest:
         if self.since and self.until and self.since > self.until:
             raise ValueError("since must not be later than until")
         return self
@@ -243,17 +301,28 @@ class KeyEvent(BaseModel):
     importance: float
 
 
-class SessionPublic(BaseModel):
+class SessionListItem(BaseModel):
+    """A session in a listing: when, how much, and its summary (the agent's if it wrote one)."""
+
     project_id: str
     session_id: str
     started_at: datetime | None
     ended_at: datetime | None
     event_count: int
     summary: str | None
+
+
+class SessionPublic(SessionListItem):
     summary_source: Literal["agent", "extracted", "none"]
     metrics: dict[str, Any]
     key_events: list[KeyEvent]
     condensed_at: datetime | None
+
+
+class SessionList(BaseModel):
+    """A project's sessions, most recent first."""
+
+    sessions: list[SessionListItem]
 
 
 class SummaryIn(_Strict):
@@ -263,6 +332,7 @@ class SummaryIn(_Strict):
     @classmethod
     def _ids(cls, v: str) -> str:
         return _identifier(v)
+
     summary: str = Field(min_length=1, max_length=MAX_SUMMARY_CHARS)
 
     @field_validator("summary")

@@ -61,16 +61,44 @@ def _copy_projects(src: Path, dst: Path, copies: int) -> int:
 def _turn(cwd: str, session: str, n: int) -> str:
     tool = f"toolu_bench{n:06d}"
     ts = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
-    common = {"isSidechain": False, "userType": "external", "cwd": cwd, "sessionId": session, "version": "2.1.14",
-              "timestamp": ts}
-    call = {**common, "type": "assistant", "uuid": str(uuid.uuid4()), "message": {
-        "id": f"msg_bench{n:06d}", "role": "assistant", "type": "message", "model": "claude",
-        "content": [{"type": "tool_use", "id": tool, "name": "Bash",
-                     "input": {"command": f"pytest tests/test_step_{n}.py -q"}}],
-        "usage": {"input_tokens": 10, "output_tokens": 5}}}
-    result = {**common, "type": "user", "uuid": str(uuid.uuid4()), "parentUuid": call["uuid"], "message": {
-        "role": "user", "content": [{"type": "tool_result", "tool_use_id": tool,
-                                     "content": f"{n} passed in 0.{n % 10}s"}]}}
+    common = {
+        "isSidechain": False,
+        "userType": "external",
+        "cwd": cwd,
+        "sessionId": session,
+        "version": "2.1.14",
+        "timestamp": ts,
+    }
+    call = {
+        **common,
+        "type": "assistant",
+        "uuid": str(uuid.uuid4()),
+        "message": {
+            "id": f"msg_bench{n:06d}",
+            "role": "assistant",
+            "type": "message",
+            "model": "claude",
+            "content": [
+                {
+                    "type": "tool_use",
+                    "id": tool,
+                    "name": "Bash",
+                    "input": {"command": f"pytest tests/test_step_{n}.py -q"},
+                }
+            ],
+            "usage": {"input_tokens": 10, "output_tokens": 5},
+        },
+    }
+    result = {
+        **common,
+        "type": "user",
+        "uuid": str(uuid.uuid4()),
+        "parentUuid": call["uuid"],
+        "message": {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": tool, "content": f"{n} passed in 0.{n % 10}s"}],
+        },
+    }
     return json.dumps(call) + "\n" + json.dumps(result) + "\n"
 
 
@@ -88,8 +116,13 @@ def bench_capture(projects: Path, *, copies: int = 5, hook_runs: int = 30, log=p
         env.pop(var, None)
     cli = [sys.executable, "-m", "ctxsearch"]
     server_log = work / "serve.log"
-    server = subprocess.Popen([*cli, "serve", "--data-dir", str(data_dir), "--port", str(port), "--no-worker"],
-                              env=env, stdout=server_log.open("wb"), stderr=subprocess.STDOUT, cwd=work)
+    server = subprocess.Popen(
+        [*cli, "serve", "--data-dir", str(data_dir), "--port", str(port), "--no-worker"],
+        env=env,
+        stdout=server_log.open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=work,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_server(url, server, lambda: server_log.read_text()[-3000:])
@@ -97,13 +130,23 @@ def bench_capture(projects: Path, *, copies: int = 5, hook_runs: int = 30, log=p
         lines = _copy_projects(projects, copied, copies)
         log(f"importing {lines} transcript lines ({copies} copies of {projects})")
         t0 = time.perf_counter()
-        out = subprocess.run([*cli, "import", "claude-code", str(copied), "--data-dir", str(data_dir), "--json"],
-                             env=env, capture_output=True, text=True, check=True, cwd=work)
+        out = subprocess.run(
+            [*cli, "import", "claude-code", str(copied), "--data-dir", str(data_dir), "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=work,
+        )
         seconds = time.perf_counter() - t0
         report = json.loads(out.stdout.strip().splitlines()[-1])
-        result: dict = {"import_events": report["events"], "import_seconds": round(seconds, 3),
-                        "import_events_per_s": round(report["events"] / seconds, 1),
-                        "import_redactions": report["redactions"], "import_skipped_lines": report["skipped_lines"]}
+        result: dict = {
+            "import_events": report["events"],
+            "import_seconds": round(seconds, 3),
+            "import_events_per_s": round(report["events"] / seconds, 1),
+            "import_redactions": report["redactions"],
+            "import_skipped_lines": report["skipped_lines"],
+        }
         log(f"import: {result['import_events']} events in {seconds:.2f} s = {result['import_events_per_s']:,.0f}/s")
 
         cwd = "/home/dev/src/benchhook"
@@ -118,35 +161,59 @@ def bench_capture(projects: Path, *, copies: int = 5, hook_runs: int = 30, log=p
                 f.write(_turn(cwd, session, n))
             payload = json.dumps({**base, "hook_event_name": "PostToolUse", "tool_name": "Bash"})
             t = time.perf_counter()
-            subprocess.run([*cli, "hook", "claude-code", "--data-dir", str(data_dir)], input=payload, env=env,
-                           capture_output=True, text=True, check=True, cwd=work)
+            subprocess.run(
+                [*cli, "hook", "claude-code", "--data-dir", str(data_dir)],
+                input=payload,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=work,
+            )
             turns.append(time.perf_counter() - t)
-        stored = json.loads(subprocess.run(
-            ["curl", "-s", f"{url}/v1/projects/benchhook/stats"], capture_output=True, text=True).stdout or "{}")
+        stored = json.loads(
+            subprocess.run(["curl", "-s", f"{url}/v1/projects/benchhook/stats"], capture_output=True, text=True).stdout
+            or "{}"
+        )
         from ctxsearch.capture.claude_code import peek_identity
 
         # The prompts ask the first imported project, found by its transcripts' working directory.
         _, first_cwd = peek_identity(next(iter(sorted(copied.rglob("*.jsonl")))))
         prompts = []
         for n in range(hook_runs):
-            payload = json.dumps({"session_id": str(uuid.uuid4()), "transcript_path": str(transcript), "cwd": first_cwd or cwd,
-                                  "hook_event_name": "UserPromptSubmit",
-                                  "prompt": f"the test for step {n} fails with an assertion error again"})
+            payload = json.dumps(
+                {
+                    "session_id": str(uuid.uuid4()),
+                    "transcript_path": str(transcript),
+                    "cwd": first_cwd or cwd,
+                    "hook_event_name": "UserPromptSubmit",
+                    "prompt": f"the test for step {n} fails with an assertion error again",
+                }
+            )
             t = time.perf_counter()
-            subprocess.run([*cli, "hook", "claude-code", "--data-dir", str(data_dir)], input=payload, env=env,
-                           capture_output=True, text=True, check=True, cwd=work)
+            subprocess.run(
+                [*cli, "hook", "claude-code", "--data-dir", str(data_dir)],
+                input=payload,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=work,
+            )
             prompts.append(time.perf_counter() - t)
         result |= {
             "hook_turn_p50_ms": round(1000 * statistics.median(turns), 1),
             "hook_turn_p95_ms": round(1000 * _pct(turns, 0.95), 1),
             "hook_turn_events_stored": stored.get("events"),
-            "hook_turn_events_expected": 2 * hook_runs,
+            "hook_turn_events_expected": hook_runs,  # one event per appended tool call
             "hook_context_p50_ms": round(1000 * statistics.median(prompts), 1),
             "hook_context_p95_ms": round(1000 * _pct(prompts, 0.95), 1),
             "hook_runs": hook_runs,
         }
-        log(f"hook, incremental turn: p50 {result['hook_turn_p50_ms']} ms, p95 {result['hook_turn_p95_ms']} ms; "
-            f"with context: p50 {result['hook_context_p50_ms']} ms, p95 {result['hook_context_p95_ms']} ms")
+        log(
+            f"hook, incremental turn: p50 {result['hook_turn_p50_ms']} ms, p95 {result['hook_turn_p95_ms']} ms; "
+            f"with context: p50 {result['hook_context_p50_ms']} ms, p95 {result['hook_context_p95_ms']} ms"
+        )
         return result
     finally:
         stop_process(server)

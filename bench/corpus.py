@@ -18,38 +18,54 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 DOMAINS = {
-    "payments": (["checkout", "invoice", "refund", "ledger", "currency", "stripe_client"],
-                 ["compute_total", "apply_discount", "capture_payment", "issue_refund", "round_amount"],
-                 ["stripe", "decimal", "celery"], ["rounding error on totals", "double charge on retry",
-                                                   "webhook signature mismatch"]),
-    "auth": (["login", "session", "tokens", "oauth", "permissions", "middleware"],
-             ["verify_token", "refresh_session", "hash_password", "check_scope", "rotate_keys"],
-             ["jwt", "bcrypt", "authlib"], ["expired token accepted", "session fixation",
-                                            "redirect loop after login"]),
-    "search": (["indexer", "ranking", "tokenizer", "query_parser", "snippets", "cache"],
-               ["build_index", "score_bm25", "parse_query", "highlight", "merge_results"],
-               ["elasticsearch", "whoosh", "lucene"], ["empty results for quoted phrase",
-                                                       "slow query on wildcard", "stale cache entries"]),
-    "infra": (["deploy", "terraform", "k8s", "monitoring", "backup", "ci"],
-              ["render_manifest", "rollout", "scrape_metrics", "restore_snapshot", "retry_step"],
-              ["helm", "prometheus", "ansible"], ["pod crash loop", "disk full on runner",
-                                                   "timeout pulling image"]),
-    "frontend": (["components", "router", "store", "forms", "styles", "i18n"],
-                 ["renderList", "useDebounce", "validateForm", "fetchProfile", "formatDate"],
-                 ["react", "redux", "vite"], ["hydration mismatch", "infinite re-render",
-                                              "date shown in wrong timezone"]),
-    "data": (["etl", "warehouse", "schemas", "loaders", "reports", "quality"],
-             ["load_batch", "dedupe_rows", "cast_types", "partition_by_day", "validate_schema"],
-             ["pandas", "pyarrow", "airflow"], ["duplicate rows after backfill", "null dates in parquet",
-                                                "memory error on large join"]),
-    "ml": (["training", "features", "evaluation", "serving", "tokenization", "datasets"],
-           ["train_epoch", "compute_metrics", "export_model", "collate_batch", "predict"],
-           ["torch", "sklearn", "onnx"], ["loss becomes nan", "shape mismatch in collate",
-                                          "eval accuracy drops after refactor"]),
-    "mobile": (["screens", "navigation", "offline_sync", "push", "camera", "settings"],
-               ["syncQueue", "requestPermission", "renderScreen", "scheduleNotification", "cropImage"],
-               ["kotlin", "swiftui", "expo"], ["crash on rotate", "sync conflict overwrites edits",
-                                               "notifications arrive twice"]),
+    "payments": (
+        ["checkout", "invoice", "refund", "ledger", "currency", "stripe_client"],
+        ["compute_total", "apply_discount", "capture_payment", "issue_refund", "round_amount"],
+        ["stripe", "decimal", "celery"],
+        ["rounding error on totals", "double charge on retry", "webhook signature mismatch"],
+    ),
+    "auth": (
+        ["login", "session", "tokens", "oauth", "permissions", "middleware"],
+        ["verify_token", "refresh_session", "hash_password", "check_scope", "rotate_keys"],
+        ["jwt", "bcrypt", "authlib"],
+        ["expired token accepted", "session fixation", "redirect loop after login"],
+    ),
+    "search": (
+        ["indexer", "ranking", "tokenizer", "query_parser", "snippets", "cache"],
+        ["build_index", "score_bm25", "parse_query", "highlight", "merge_results"],
+        ["elasticsearch", "whoosh", "lucene"],
+        ["empty results for quoted phrase", "slow query on wildcard", "stale cache entries"],
+    ),
+    "infra": (
+        ["deploy", "terraform", "k8s", "monitoring", "backup", "ci"],
+        ["render_manifest", "rollout", "scrape_metrics", "restore_snapshot", "retry_step"],
+        ["helm", "prometheus", "ansible"],
+        ["pod crash loop", "disk full on runner", "timeout pulling image"],
+    ),
+    "frontend": (
+        ["components", "router", "store", "forms", "styles", "i18n"],
+        ["renderList", "useDebounce", "validateForm", "fetchProfile", "formatDate"],
+        ["react", "redux", "vite"],
+        ["hydration mismatch", "infinite re-render", "date shown in wrong timezone"],
+    ),
+    "data": (
+        ["etl", "warehouse", "schemas", "loaders", "reports", "quality"],
+        ["load_batch", "dedupe_rows", "cast_types", "partition_by_day", "validate_schema"],
+        ["pandas", "pyarrow", "airflow"],
+        ["duplicate rows after backfill", "null dates in parquet", "memory error on large join"],
+    ),
+    "ml": (
+        ["training", "features", "evaluation", "serving", "tokenization", "datasets"],
+        ["train_epoch", "compute_metrics", "export_model", "collate_batch", "predict"],
+        ["torch", "sklearn", "onnx"],
+        ["loss becomes nan", "shape mismatch in collate", "eval accuracy drops after refactor"],
+    ),
+    "mobile": (
+        ["screens", "navigation", "offline_sync", "push", "camera", "settings"],
+        ["syncQueue", "requestPermission", "renderScreen", "scheduleNotification", "cropImage"],
+        ["kotlin", "swiftui", "expo"],
+        ["crash on rotate", "sync conflict overwrites edits", "notifications arrive twice"],
+    ),
 }
 
 _VERBS = ["fix", "refactor", "add", "speed up", "clean up", "document", "test", "rename"]
@@ -60,7 +76,7 @@ _DECISIONS = [
     "decision: move {fn} out of {file} into its own module so that tests stop importing {lib}",
 ]
 _ERRORS = [
-    "Traceback (most recent call last): File \"{file}\", line {n}, in {fn}: ValueError: {issue}",
+    'Traceback (most recent call last): File "{file}", line {n}, in {fn}: ValueError: {issue}',
     "{lib} raised TimeoutError after {n} ms in {fn} ({file})",
     "AssertionError in test_{fn}: expected {n} but got {m}; looks like {issue}",
     "KeyError: '{fn}' while loading config for {mod}; {issue}",
@@ -77,18 +93,38 @@ _TOOLS = [
     ("run_command", "ran pytest tests/test_{mod}.py -k {fn}: {n} passed, {m} failed"),
     ("edit_file", "edited {file}: changed {fn} to validate input before calling {lib}"),
 ]
-_TESTS = ["pytest tests/test_{mod}.py: {n} passed, {m} failed ({issue})", "all {n} tests passed in {mod} after fixing {fn}"]
+_TESTS = [
+    "pytest tests/test_{mod}.py: {n} passed, {m} failed ({issue})",
+    "all {n} tests passed in {mod} after fixing {fn}",
+]
 _COMMITS = ["{verb} {fn}: handle {issue}", "{mod}: {verb} {fn} and add a regression test for {issue}"]
 _NOTES = ["remember that {fn} depends on {lib} config loaded in {file}", "TODO: {verb} {fn} once {issue} is understood"]
-_EDITS = ["rewrote {fn} in {file} so that {issue} cannot happen; {n} lines changed",
-          "extracted helper from {fn} in {file}, added type hints"]
+_EDITS = [
+    "rewrote {fn} in {file} so that {issue} cannot happen; {n} lines changed",
+    "extracted helper from {fn} in {file}, added type hints",
+]
 
 _TYPES = ["message", "tool_call", "file_edit", "decision", "error", "test_run", "commit", "note"]
 _TYPE_WEIGHTS = [0.22, 0.35, 0.12, 0.04, 0.09, 0.08, 0.05, 0.05]
-_TEMPLATES = {"message": _MESSAGES, "decision": _DECISIONS, "error": _ERRORS, "test_run": _TESTS,
-              "commit": _COMMITS, "note": _NOTES, "file_edit": _EDITS}
-_VARIANTS = ["", " again", " (second attempt)", " on the staging branch", " after rebasing", " in CI only",
-             " with the new fixture", " for the nightly job"]
+_TEMPLATES = {
+    "message": _MESSAGES,
+    "decision": _DECISIONS,
+    "error": _ERRORS,
+    "test_run": _TESTS,
+    "commit": _COMMITS,
+    "note": _NOTES,
+    "file_edit": _EDITS,
+}
+_VARIANTS = [
+    "",
+    " again",
+    " (second attempt)",
+    " on the staging branch",
+    " after rebasing",
+    " in CI only",
+    " with the new fixture",
+    " for the nightly job",
+]
 
 
 @dataclass
@@ -115,9 +151,18 @@ class CorpusEvent:
     extra: dict = field(default_factory=dict)
 
     def as_api(self) -> dict:
-        return {"id": self.event_id, "project_id": self.project_id, "session_id": self.session_id,
-                "timestamp": self.ts.isoformat(), "type": self.type, "tool": self.tool, "files": self.files,
-                "content": self.content, "tokens": self.tokens, "payload": self.payload}
+        return {
+            "id": self.event_id,
+            "project_id": self.project_id,
+            "session_id": self.session_id,
+            "timestamp": self.ts.isoformat(),
+            "type": self.type,
+            "tool": self.tool,
+            "files": self.files,
+            "content": self.content,
+            "tokens": self.tokens,
+            "payload": self.payload,
+        }
 
 
 def make_projects(n_docs: int, rng: random.Random, prefix: str = "bench") -> list[Project]:
@@ -148,8 +193,16 @@ class CorpusGenerator:
         mods, fns, libs, issues = DOMAINS[project.domain]
         r = self.rng
         file = r.choice(files)
-        return template.format(verb=r.choice(_VERBS), fn=r.choice(fns), file=file, mod=file.split("/")[1],
-                               lib=r.choice(libs), issue=r.choice(issues), n=r.randint(2, 400), m=r.randint(0, 9))
+        return template.format(
+            verb=r.choice(_VERBS),
+            fn=r.choice(fns),
+            file=file,
+            mod=file.split("/")[1],
+            lib=r.choice(libs),
+            issue=r.choice(issues),
+            n=r.randint(2, 400),
+            m=r.randint(0, 9),
+        )
 
     def event(self, project: Project, session_id: str, n: int, ts: datetime, files: list[str]) -> CorpusEvent:
         r = self.rng
@@ -165,8 +218,18 @@ class CorpusGenerator:
                 payload = {"passed": r.random() > 0.3}
         content = self._fill(template, project, files)
         touched = [r.choice(files)] if type_ in ("file_edit", "tool_call", "error", "commit") else []
-        return CorpusEvent(project.project_id, session_id, f"{session_id}-{n}", ts, type_, tool, touched, content,
-                           len(content) // 4 + r.randint(10, 200), payload)
+        return CorpusEvent(
+            project.project_id,
+            session_id,
+            f"{session_id}-{n}",
+            ts,
+            type_,
+            tool,
+            touched,
+            content,
+            len(content) // 4 + r.randint(10, 200),
+            payload,
+        )
 
     def sessions(self):
         """Endless sessions: lists of events of one session of a project chosen by weight."""
@@ -177,8 +240,7 @@ class CorpusGenerator:
             sid = f"s{self._session_no:07d}"
             files = r.sample(project.files, min(4, len(project.files)))
             ts = self._t0 + timedelta(minutes=7 * self._session_no)
-            yield [self.event(project, sid, i, ts + timedelta(seconds=20 * i), files)
-                   for i in range(r.randint(10, 80))]
+            yield [self.event(project, sid, i, ts + timedelta(seconds=20 * i), files) for i in range(r.randint(10, 80))]
 
     def events(self, n: int) -> list[CorpusEvent]:
         out: list[CorpusEvent] = []
@@ -194,9 +256,19 @@ class CorpusGenerator:
         words = seed_event.content.split(" ")
         words = [str(r.randint(2, 400)) if w.isdigit() else w for w in words]
         content = " ".join(words) + r.choice(_VARIANTS)
-        return CorpusEvent(seed_event.project_id, session_id, f"{session_id}-{n}", ts, seed_event.type,
-                           seed_event.tool, seed_event.files, content, seed_event.tokens, seed_event.payload,
-                           seed=seed_index)
+        return CorpusEvent(
+            seed_event.project_id,
+            session_id,
+            f"{session_id}-{n}",
+            ts,
+            seed_event.type,
+            seed_event.tool,
+            seed_event.files,
+            content,
+            seed_event.tokens,
+            seed_event.payload,
+            seed=seed_index,
+        )
 
     def queries(self, n: int, counts: dict[str, int] | None = None) -> list[tuple[str, str]]:
         """(project_id, query) pairs as a user would ask them, projects chosen by weight
@@ -209,9 +281,16 @@ class CorpusGenerator:
         if counts is not None:
             projects = [p for p in self.projects if counts.get(p.project_id)]
             weights = [counts[p.project_id] for p in projects]
-        forms = ["why did {fn} fail with {issue}", "{issue} in {mod}", "how did we fix {issue}",
-                 "decision about {lib} in {mod}", "tests for {fn} failing", "where is {fn} defined",
-                 "{lib} timeout in {mod}", "changes to {fn}"]
+        forms = [
+            "why did {fn} fail with {issue}",
+            "{issue} in {mod}",
+            "how did we fix {issue}",
+            "decision about {lib} in {mod}",
+            "tests for {fn} failing",
+            "where is {fn} defined",
+            "{lib} timeout in {mod}",
+            "changes to {fn}",
+        ]
         prefixes = ["", "", "still seeing ", "customer reports ", "after the deploy: ", "regression: "]
         suffixes = ["", "", " yesterday", " on staging", " in CI", " since v{v}", " (ticket {v})"]
         seen: set[str] = set()
@@ -220,8 +299,8 @@ class CorpusGenerator:
             p = r.choices(projects, weights)[0]
             mods, fns, libs, issues = DOMAINS[p.domain]
             q = (r.choice(prefixes) + r.choice(forms) + r.choice(suffixes)).format(
-                fn=r.choice(fns), issue=r.choice(issues), mod=r.choice(mods), lib=r.choice(libs),
-                v=r.randint(1, 9999))
+                fn=r.choice(fns), issue=r.choice(issues), mod=r.choice(mods), lib=r.choice(libs), v=r.randint(1, 9999)
+            )
             if q not in seen:
                 seen.add(q)
                 out.append((p.project_id, q))

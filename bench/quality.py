@@ -39,8 +39,15 @@ def load_beir(folder: Path, split: str = "test") -> tuple[dict[str, str], dict[s
     return corpus, queries, qrels
 
 
-def embedding_quality(folder: Path, backends: list[str], *, max_queries: int = 300, distractors: int | None = 1500,
-                      models_dir: Path | None = None, seed: int = 0) -> dict:
+def embedding_quality(
+    folder: Path,
+    backends: list[str],
+    *,
+    max_queries: int = 300,
+    distractors: int | None = 1500,
+    models_dir: Path | None = None,
+    seed: int = 0,
+) -> dict:
     """nDCG@10 per backend (and its change against the first), with the embedding time."""
     from ranx import Qrels, Run, evaluate
 

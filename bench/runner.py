@@ -79,8 +79,13 @@ def percentiles(values: list[float]) -> dict:
     if not values:
         return {"p50": None, "p95": None, "p99": None, "mean": None, "n": 0}
     a = np.asarray(values)
-    return {"p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)),
-            "p99": float(np.percentile(a, 99)), "mean": float(a.mean()), "n": len(values)}
+    return {
+        "p50": float(np.percentile(a, 50)),
+        "p95": float(np.percentile(a, 95)),
+        "p99": float(np.percentile(a, 99)),
+        "mean": float(a.mean()),
+        "n": len(values),
+    }
 
 
 class Bench:
@@ -92,14 +97,21 @@ class Bench:
         env_settings = {k: v for k, v in opts.settings.items() if v is not None}
         # database_url=None: the bench's own embedded server, whatever the environment or a .env
         # say; the bench must never write into the user's database.
-        self.settings = Settings(data_dir=self.data_dir, database_url=None, run_worker=False,
-                                 refresh_interval_s=86_400, hot_max_docs=10_000_000, **env_settings)
+        self.settings = Settings(
+            data_dir=self.data_dir,
+            database_url=None,
+            run_worker=False,
+            refresh_interval_s=86_400,
+            hot_max_docs=10_000_000,
+            **env_settings,
+        )
         if self.settings.model_cache_dir is None:
             # Keep the ONNX export across bench runs: the bench's data dir is thrown away.
             import platformdirs
 
             self.settings = self.settings.model_copy(
-                update={"model_cache_dir": Path(platformdirs.user_cache_dir("ctxsearch")) / "models"})
+                update={"model_cache_dir": Path(platformdirs.user_cache_dir("ctxsearch")) / "models"}
+            )
         self.gen = CorpusGenerator(opts.docs)
         self.nrng = np.random.default_rng(11)
         self.results: dict = {"docs": opts.docs, "steps": []}
@@ -139,8 +151,13 @@ class Bench:
                 bar.update(len(texts[i : i + 256]))
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         self.seed_vectors = np.vstack(vectors)
-        r = {"backend": emb.backend, "docs": n, "docs_per_s": n / wall, "cpu_s_per_1k_docs": 1000 * cpu / n,
-             "mean_chars": float(np.mean([len(t) for t in texts]))}
+        r = {
+            "backend": emb.backend,
+            "docs": n,
+            "docs_per_s": n / wall,
+            "cpu_s_per_1k_docs": 1000 * cpu / n,
+            "mean_chars": float(np.mean([len(t) for t in texts])),
+        }
         # The plain sentence-transformers fp32 rate on the same texts, interleaved to share the noise.
         if emb.backend != "torch":
             r.update(self.compare_torch(texts[:512], emb, batch))
@@ -162,9 +179,13 @@ class Bench:
                 rates[name].append(len(texts) / (time.perf_counter() - t0))
                 cpu[name].append(time.process_time() - c0)
         cos = (vec["torch"] * vec[emb.backend]).sum(axis=1)
-        return {"torch_docs_per_s": max(rates["torch"]), "speedup_vs_torch": max(rates[emb.backend]) / max(rates["torch"]),
-                "cpu_speedup_vs_torch": min(cpu["torch"]) / min(cpu[emb.backend]),
-                "cosine_to_fp32_mean": float(cos.mean()), "cosine_to_fp32_min": float(cos.min())}
+        return {
+            "torch_docs_per_s": max(rates["torch"]),
+            "speedup_vs_torch": max(rates[emb.backend]) / max(rates["torch"]),
+            "cpu_speedup_vs_torch": min(cpu["torch"]) / min(cpu[emb.backend]),
+            "cosine_to_fp32_mean": float(cos.mean()),
+            "cosine_to_fp32_min": float(cos.min()),
+        }
 
     def corpus_chunk(self, n: int) -> tuple[list[CorpusEvent], np.ndarray]:
         """n more events: the seeds first, then variants of them in sessions of their own."""
@@ -205,8 +226,9 @@ class Bench:
                 events, vectors = self.corpus_chunk(k)
                 batch = [EventIn.model_validate(e.as_api()) for e in events]
                 with self.svc.db.connection() as conn:
-                    load_embedded(conn=conn, events=batch, vectors=vectors,
-                                  context_chars=self.settings.event_context_chars)
+                    load_embedded(
+                        conn=conn, events=batch, vectors=vectors, context_chars=self.settings.event_context_chars
+                    )
                 done += k
                 self.loaded += k
                 bar.update(k)
@@ -220,7 +242,8 @@ class Bench:
             dt = time.perf_counter() - t0
             n_idx = conn.execute(
                 "SELECT count(*) FROM pg_indexes WHERE tablename = %s AND indexdef ILIKE %s",
-                (f"warm_docs_{gen}", "%WHERE%")).fetchone()[0]
+                (f"warm_docs_{gen}", "%WHERE%"),
+            ).fetchone()[0]
         return {"seconds": dt, "warm_rows": rows, "lists": lists, "project_indexes": n_idx}
 
     # -- measurements ----------------------------------------------------------
@@ -231,13 +254,20 @@ class Bench:
                 " pg_total_relation_size('sessions'),"
                 " (SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c WHERE c.relname ~ '^warm_docs_[0-9]+$'),"
                 " (SELECT count(*) FROM events), (SELECT count(*) FROM documents),"
-                " (SELECT pg_relation_size('events')), pg_database_size(current_database())").fetchone()
+                " (SELECT pg_relation_size('events')), pg_database_size(current_database())"
+            ).fetchone()
         ev_b, doc_b, sess_b, warm_b, n_ev, n_doc, ev_heap, db_b = row
-        return {"bytes_per_event": ev_b / max(n_ev, 1), "events_heap_bytes_per_event": ev_heap / max(n_ev, 1),
-                "bytes_per_document": (doc_b + int(warm_b or 0)) / max(n_doc, 1),
-                "documents_table_bytes_per_document": doc_b / max(n_doc, 1),
-                "warm_tier_bytes_per_document": int(warm_b or 0) / max(n_doc, 1),
-                "sessions_bytes": sess_b, "database_bytes": db_b, "events": n_ev, "documents": n_doc}
+        return {
+            "bytes_per_event": ev_b / max(n_ev, 1),
+            "events_heap_bytes_per_event": ev_heap / max(n_ev, 1),
+            "bytes_per_document": (doc_b + int(warm_b or 0)) / max(n_doc, 1),
+            "documents_table_bytes_per_document": doc_b / max(n_doc, 1),
+            "warm_tier_bytes_per_document": int(warm_b or 0) / max(n_doc, 1),
+            "sessions_bytes": sess_b,
+            "database_bytes": db_b,
+            "events": n_ev,
+            "documents": n_doc,
+        }
 
     def recall(self) -> dict:
         """Vector recall@10 of the service's vector arm against an exact scan, with and without the filter."""
@@ -248,22 +278,39 @@ class Bench:
         candidates = max(10 * self.settings.overfetch, self.settings.min_candidates)
         with self.svc.db.connection() as conn:
             for (project, q), v in self.bar(iterable=list(zip(queries, qvecs, strict=True)), desc="recall", unit="q"):
-                exact = [r[0] for r in conn.execute(
-                    "SELECT id FROM documents WHERE project_id = %s AND embedding IS NOT NULL"
-                    " ORDER BY (embedding <=> %s) + 0, id LIMIT 10", (project, v))]
-                got = [r["doc_id"] for r in search(conn=conn, query_vector=v, params=SearchParams(
-                    query=q, project_id=project, mode="vector", limit=10, candidates=candidates))]
+                exact = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT id FROM documents WHERE project_id = %s AND embedding IS NOT NULL"
+                        " ORDER BY (embedding <=> %s) + 0, id LIMIT 10",
+                        (project, v),
+                    )
+                ]
+                got = [
+                    r["doc_id"]
+                    for r in search(
+                        conn=conn,
+                        query_vector=v,
+                        params=SearchParams(
+                            query=q, project_id=project, mode="vector", limit=10, candidates=candidates
+                        ),
+                    )
+                ]
                 rec = len(set(exact) & set(got)) / max(len(exact), 1)
                 filtered.append(rec)
                 size = counts.get(project, 0)
-                bucket = ("large" if size >= self.settings.project_index_min_rows else "small")
+                bucket = "large" if size >= self.settings.project_index_min_rows else "small"
                 by_size.setdefault(bucket, []).append(rec)
             text = self.text_recall(conn, queries, qvecs, candidates)
             unfiltered_build_s = self.unfiltered_recall(conn, qvecs[: max(10, self.o.recall_queries // 5)], unfiltered)
-        return {**text, "vector_recall_at_10": float(np.mean(filtered)),
-                "vector_recall_at_10_unfiltered": float(np.mean(unfiltered)),
-                "recall_by_project_size": {k: {"recall": float(np.mean(v)), "queries": len(v)} for k, v in by_size.items()},
-                "queries": len(filtered), "unfiltered_index_build_s": unfiltered_build_s}
+        return {
+            **text,
+            "vector_recall_at_10": float(np.mean(filtered)),
+            "vector_recall_at_10_unfiltered": float(np.mean(unfiltered)),
+            "recall_by_project_size": {k: {"recall": float(np.mean(v)), "queries": len(v)} for k, v in by_size.items()},
+            "queries": len(filtered),
+            "unfiltered_index_build_s": unfiltered_build_s,
+        }
 
     def text_recall(self, conn, queries: list[tuple[str, str]], qvecs: np.ndarray, candidates: int) -> dict:
         """Recall@10 of the text arm's top lists (and of hybrid search with them) against
@@ -272,15 +319,18 @@ class Bench:
         recall: dict[str, list[float]] = {"text": [], "hybrid": []}
         for (project, q), v in self.bar(iterable=list(zip(queries, qvecs, strict=True)), desc="text recall", unit="q"):
             for mode, key in (("text", "text_score"), ("hybrid", "score")):
-                params = SearchParams(query=q, project_id=project, mode=mode, limit=10, candidates=candidates,
-                                      **tuning(self.settings))
+                params = SearchParams(
+                    query=q, project_id=project, mode=mode, limit=10, candidates=candidates, **tuning(self.settings)
+                )
                 got = search(conn=conn, params=params, query_vector=v)
                 exact = search(conn=conn, query_vector=v, params=replace(params, text_exact=True, match_pool=10**9))
                 if exact:
                     bar = exact[-1][key] - 1e-9
                     recall[mode].append(sum(r[key] >= bar for r in got) / len(exact))
-        return {"text_recall_at_10": float(np.mean(recall["text"])) if recall["text"] else None,
-                "hybrid_recall_at_10_vs_exhaustive_text": float(np.mean(recall["hybrid"])) if recall["hybrid"] else None}
+        return {
+            "text_recall_at_10": float(np.mean(recall["text"])) if recall["text"] else None,
+            "hybrid_recall_at_10_vs_exhaustive_text": float(np.mean(recall["hybrid"])) if recall["hybrid"] else None,
+        }
 
     def unfiltered_recall(self, conn, qvecs: np.ndarray, out: list[float]) -> float:
         """Recall of one global ANN index over the whole warm tier, as the service would build it with
@@ -289,17 +339,21 @@ class Bench:
 
         rows = conn.execute("SELECT generation, warm_rows FROM tier_state").fetchone()
         lists = max(rows[1] // 1000, 10) if rows[1] <= 1_000_000 else int(math.sqrt(rows[1]))
-        kind = ("hnsw (embedding vector_cosine_ops)" if self.settings.vector_index == "hnsw"
-                else f"ivfflat (embedding vector_cosine_ops) WITH (lists = {lists})")
+        kind = (
+            "hnsw (embedding vector_cosine_ops)"
+            if self.settings.vector_index == "hnsw"
+            else f"ivfflat (embedding vector_cosine_ops) WITH (lists = {lists})"
+        )
         t0 = time.perf_counter()
         with conn.transaction():
             conn.execute(f"CREATE INDEX bench_global_ann ON warm_docs_{int(rows[0])} USING {kind}")
             build_s = time.perf_counter() - t0
             for v in qvecs:
-                exact = [r[0] for r in conn.execute(
-                    "SELECT id FROM warm_docs ORDER BY (embedding <=> %b) + 0, id LIMIT 10", (v,))]
-                got = [r[0] for r in conn.execute(
-                    "SELECT id FROM warm_docs ORDER BY embedding <=> %b LIMIT 10", (v,))]
+                exact = [
+                    r[0]
+                    for r in conn.execute("SELECT id FROM warm_docs ORDER BY (embedding <=> %b) + 0, id LIMIT 10", (v,))
+                ]
+                got = [r[0] for r in conn.execute("SELECT id FROM warm_docs ORDER BY embedding <=> %b LIMIT 10", (v,))]
                 out.append(len(set(exact) & set(got)) / 10)
             raise psycopg.Rollback()
         return build_s
@@ -349,8 +403,12 @@ class Bench:
             with ThreadPoolExecutor(conc) as pool:
                 for _ in pool.map(one, queries):
                     bar.update(1)
-        return {**{f"{k}_ms" if k.startswith("p") or k == "mean" else k: v for k, v in percentiles(lat).items()},
-                "server_p50_ms": percentiles(server)["p50"], "errors": errors, "qps": None}
+        return {
+            **{f"{k}_ms" if k.startswith("p") or k == "mean" else k: v for k, v in percentiles(lat).items()},
+            "server_p50_ms": percentiles(server)["p50"],
+            "errors": errors,
+            "qps": None,
+        }
 
     # -- the service under test, as its own process ------------------------------
     def serve(self, worker: bool) -> ServerProcess:
@@ -403,11 +461,18 @@ class Bench:
         # rate understates what the same cores deliver when they are the service's alone.
         if failures:
             self.log(f"HTTP ingest: {len(failures)} batches failed, first: {failures[0]}\n{self.server_log()}")
-        return {"events": accepted, "failed_batches": len(failures), "first_failure": failures[0] if failures else None,
-                "server_log_tail": self.server_log() if failures else None,
-                "batch": 500, "concurrency": conc, "seconds": dt, "events_per_s": accepted / dt,
-                "service_cpu_us_per_event": 1e6 * cpu / max(accepted, 1),
-                "cpu_bound_events_per_s": accepted / cpu * cores if cpu > 0 else None}
+        return {
+            "events": accepted,
+            "failed_batches": len(failures),
+            "first_failure": failures[0] if failures else None,
+            "server_log_tail": self.server_log() if failures else None,
+            "batch": 500,
+            "concurrency": conc,
+            "seconds": dt,
+            "events_per_s": accepted / dt,
+            "service_cpu_us_per_event": 1e6 * cpu / max(accepted, 1),
+            "cpu_bound_events_per_s": accepted / cpu * cores if cpu > 0 else None,
+        }
 
     def service_cpu_s(self, server_pid: int) -> float:
         """CPU seconds used so far by the API process and the embedded PostgreSQL's processes."""
@@ -475,8 +540,18 @@ class Bench:
                     eid, content, ts, acked = item
                     # Restricted to the event's own timestamp: the vector arm returns it once it is
                     # embedded, whatever its neighbours (its vector also holds the previous event's text).
-                    r = client.post("/v1/search", json={"query": content, "project_id": project, "mode": "vector",
-                                                        "since": ts, "until": ts, "kinds": ["event"], "limit": 10})
+                    r = client.post(
+                        "/v1/search",
+                        json={
+                            "query": content,
+                            "project_id": project,
+                            "mode": "vector",
+                            "since": ts,
+                            "until": ts,
+                            "kinds": ["event"],
+                            "limit": 10,
+                        },
+                    )
                     if r.status_code == 200 and any(h["id"] == eid for h in r.json()["results"]):
                         latencies.append(time.perf_counter() - acked)
                         with lock:
@@ -503,18 +578,25 @@ class Bench:
         with self.svc.db.connection() as conn:
             for table in ("documents", "events", "sessions"):
                 conn.execute(f"DELETE FROM {table} WHERE project_id = %s", (project,))
-        return {"rate_events_per_s": sent / (ticks / 10), "probes": len(latencies),
-                "p50_s": p["p50"], "p99_s": p["p99"], "max_s": max(latencies) if latencies else None,
-                "found_by": "vector search (mode=vector) for the event's own text, at its timestamp",
-                # CPU the API (ingest, embedding, probe searches) and PostgreSQL spent per event; the
-                # rate the service's cores could sustain is cores / this.
-                "service_cpu_ms_per_event": 1000 * cpu / max(sent, 1),
-                "cpu_bound_events_per_s": sent / cpu * (os.cpu_count() or 1) if cpu > 0 else None}
+        return {
+            "rate_events_per_s": sent / (ticks / 10),
+            "probes": len(latencies),
+            "p50_s": p["p50"],
+            "p99_s": p["p99"],
+            "max_s": max(latencies) if latencies else None,
+            "found_by": "vector search (mode=vector) for the event's own text, at its timestamp",
+            # CPU the API (ingest, embedding, probe searches) and PostgreSQL spent per event; the
+            # rate the service's cores could sustain is cores / this.
+            "service_cpu_ms_per_event": 1000 * cpu / max(sent, 1),
+            "cpu_bound_events_per_s": sent / cpu * (os.cpu_count() or 1) if cpu > 0 else None,
+        }
 
     # -- the run -----------------------------------------------------------------
     def run(self) -> dict:
         self.start()
-        steps = sorted({s for s in (self.o.steps or default_steps(self.o.docs)) if 0 < s <= self.o.docs} | {self.o.docs})
+        steps = sorted(
+            {s for s in (self.o.steps or default_steps(self.o.docs)) if 0 < s <= self.o.docs} | {self.o.docs}
+        )
         self.embed_seeds()
         server = None
         try:
@@ -533,8 +615,10 @@ class Bench:
                 server = None
                 self.results["steps"].append(step)
                 s = step["search"]["hybrid_c1"]
-                self.log(f"{size:,} docs: hybrid p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms, "
-                         f"recall {step['recall']['vector_recall_at_10']:.3f}")
+                self.log(
+                    f"{size:,} docs: hybrid p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms, "
+                    f"recall {step['recall']['vector_recall_at_10']:.3f}"
+                )
             self.log("freshness")
             server = self.serve(worker=True)
             self.results["freshness"] = self.freshness(server.url, server.proc.pid)
@@ -556,7 +640,9 @@ class Bench:
         fresh = self.results.get("freshness", {})
         flat = {
             "docs": self.o.docs,
-            "search_p50_ms": hy["p50_ms"], "search_p95_ms": hy["p95_ms"], "search_p99_ms": hy["p99_ms"],
+            "search_p50_ms": hy["p50_ms"],
+            "search_p95_ms": hy["p95_ms"],
+            "search_p99_ms": hy["p99_ms"],
             "vector_recall_at_10": last["recall"]["vector_recall_at_10"],
             "vector_recall_at_10_unfiltered": last["recall"]["vector_recall_at_10_unfiltered"],
             "text_recall_at_10": last["recall"].get("text_recall_at_10"),
@@ -566,18 +652,23 @@ class Bench:
             "bulk_load_events_per_s": last["bulk_load"]["events_per_s"],
             "embed_docs_per_s": emb.get("docs_per_s"),
             "embed_speedup_vs_torch": emb.get("speedup_vs_torch"),
-            "freshness_p50_s": fresh.get("p50_s"), "freshness_p99_s": fresh.get("p99_s"),
+            "freshness_p50_s": fresh.get("p50_s"),
+            "freshness_p99_s": fresh.get("p99_s"),
             "bytes_per_event": last["storage"]["bytes_per_event"],
             "bytes_per_document": last["storage"]["bytes_per_document"],
             "warm_build_s": last["warm_build"]["seconds"],
             "warm_refresh_s": self.results.get("warm_refresh", {}).get("seconds"),
-            "settings": {"embed_backend": self.settings.embed_backend, "vector_index": self.settings.vector_index,
-                         "ivfflat_probes": self.settings.ivfflat_probes,
-                         "project_index_min_rows": self.settings.project_index_min_rows,
-                         "text_top_docs": self.settings.text_top_docs, "text_pool": self.settings.text_pool},
+            "settings": {
+                "embed_backend": self.settings.embed_backend,
+                "vector_index": self.settings.vector_index,
+                "ivfflat_probes": self.settings.ivfflat_probes,
+                "project_index_min_rows": self.settings.project_index_min_rows,
+                "text_top_docs": self.settings.text_top_docs,
+                "text_pool": self.settings.text_pool,
+            },
             "corpus": "templated coding-session events over many projects (Zipf sizes) and sessions; "
-                      f"{emb.get('docs', 0)} seed texts embedded with the real model, the rest derived "
-                      "from them (text variants, vectors = seed vector + noise, cosine ~0.93)",
+            f"{emb.get('docs', 0)} seed texts embedded with the real model, the rest derived "
+            "from them (text variants, vectors = seed vector + noise, cosine ~0.93)",
         }
         for key, s in last["search"].items():
             flat[f"search_{key}_p50_ms"] = s["p50_ms"]
@@ -585,8 +676,9 @@ class Bench:
         return {**flat, "details": self.results}
 
 
-def wait_for_server(url: str, proc: subprocess.Popen, log_tail: Callable[[], str], path: str = "/healthz",
-                    timeout: float = 180) -> None:
+def wait_for_server(
+    url: str, proc: subprocess.Popen, log_tail: Callable[[], str], path: str = "/healthz", timeout: float = 180
+) -> None:
     """Poll a starting `ctxsearch serve` until `path` answers 200; RuntimeError with the log's
     tail if the process exits first or the time runs out."""
     deadline = time.monotonic() + timeout
@@ -612,10 +704,24 @@ class ServerProcess:
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if k not in USER_DATA_ENV}
-        env |= {"HF_HUB_OFFLINE": "1", "CTXSEARCH_LOG_LEVEL": "WARNING",
-                "CTXSEARCH_REFRESH_INTERVAL_S": "86400", "CTXSEARCH_HOT_MAX_DOCS": "10000000"}
-        for name in ("embed_backend", "embed_threads", "vector_index", "ivfflat_probes", "hnsw_ef_search",
-                     "project_index_min_rows", "overfetch", "min_candidates", "embed_batch_size", "model_cache_dir"):
+        env |= {
+            "HF_HUB_OFFLINE": "1",
+            "CTXSEARCH_LOG_LEVEL": "WARNING",
+            "CTXSEARCH_REFRESH_INTERVAL_S": "86400",
+            "CTXSEARCH_HOT_MAX_DOCS": "10000000",
+        }
+        for name in (
+            "embed_backend",
+            "embed_threads",
+            "vector_index",
+            "ivfflat_probes",
+            "hnsw_ef_search",
+            "project_index_min_rows",
+            "overfetch",
+            "min_candidates",
+            "embed_batch_size",
+            "model_cache_dir",
+        ):
             value = getattr(settings, name)
             if value is not None:
                 env[f"CTXSEARCH_{name.upper()}"] = str(value.resolve() if isinstance(value, Path) else value)
@@ -679,7 +785,9 @@ def write_report(result: dict, out_dir: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.plot(sizes, [s["recall"]["vector_recall_at_10"] for s in steps], marker="o", label="project filter")
     ax.plot(sizes, [s["recall"]["vector_recall_at_10_unfiltered"] for s in steps], marker="x", label="no filter")
-    ax.plot(sizes, [s["recall"].get("text_recall_at_10") for s in steps], marker="s", label="text, top lists vs exhaustive")
+    ax.plot(
+        sizes, [s["recall"].get("text_recall_at_10") for s in steps], marker="s", label="text, top lists vs exhaustive"
+    )
     ax.axhline(0.95, color="grey", linestyle=":", label="target 0.95")
     ax.set_xscale("log")
     ax.set_xlabel("documents")
@@ -701,32 +809,59 @@ def write_report(result: dict, out_dir: Path) -> list[Path]:
         ("vector recall@10, project filter", fmt(result["vector_recall_at_10"], ".3f"), "≥ 0.95"),
         ("vector recall@10, no filter", fmt(result["vector_recall_at_10_unfiltered"], ".3f"), "—"),
         ("text recall@10, top lists vs exhaustive BM25", fmt(result.get("text_recall_at_10"), ".3f"), "—"),
-        ("hybrid recall@10, top lists vs exhaustive BM25",
-         fmt(result.get("hybrid_recall_at_10_vs_exhaustive_text"), ".3f"), "—"),
+        (
+            "hybrid recall@10, top lists vs exhaustive BM25",
+            fmt(result.get("hybrid_recall_at_10_vs_exhaustive_text"), ".3f"),
+            "—",
+        ),
         ("HTTP ingest (batches of 500)", f"{fmt(result['ingest_events_per_s'], '.0f')} events/s", "≥ 10,000"),
-        ("HTTP ingest, CPU-bound projection", f"{fmt(result.get('ingest_cpu_bound_events_per_s'), '.0f')} events/s "
-         "(events / CPU-seconds of API + PostgreSQL x cores)", "≥ 10,000"),
+        (
+            "HTTP ingest, CPU-bound projection",
+            f"{fmt(result.get('ingest_cpu_bound_events_per_s'), '.0f')} events/s "
+            "(events / CPU-seconds of API + PostgreSQL x cores)",
+            "≥ 10,000",
+        ),
         ("bulk load (COPY)", f"{fmt(result['bulk_load_events_per_s'], '.0f')} events/s", "—"),
-        ("embedding", f"{fmt(result['embed_docs_per_s'], '.0f')} docs/s ({emb.get('backend')}), "
-                      f"{fmt(emb.get('speedup_vs_torch'), '.2f')}x wall / {fmt(emb.get('cpu_speedup_vs_torch'), '.2f')}x CPU "
-                      f"vs torch fp32, cosine {fmt(emb.get('cosine_to_fp32_mean'), '.4f')}", "≥ 3x"),
+        (
+            "embedding",
+            f"{fmt(result['embed_docs_per_s'], '.0f')} docs/s ({emb.get('backend')}), "
+            f"{fmt(emb.get('speedup_vs_torch'), '.2f')}x wall / {fmt(emb.get('cpu_speedup_vs_torch'), '.2f')}x CPU "
+            f"vs torch fp32, cosine {fmt(emb.get('cosine_to_fp32_mean'), '.4f')}",
+            "≥ 3x",
+        ),
         ("freshness p99 at 100 events/s", f"{fmt(result['freshness_p99_s'], '.2f')} s", "≤ 2 s"),
-        ("freshness, CPU-bound projection", f"{fmt(fresh.get('cpu_bound_events_per_s'), '.0f')} events/s sustainable "
-         f"({fmt(fresh.get('service_cpu_ms_per_event'), '.2f')} ms CPU per event, embedding included)", "≥ 100 events/s"),
+        (
+            "freshness, CPU-bound projection",
+            f"{fmt(fresh.get('cpu_bound_events_per_s'), '.0f')} events/s sustainable "
+            f"({fmt(fresh.get('service_cpu_ms_per_event'), '.2f')} ms CPU per event, embedding included)",
+            "≥ 100 events/s",
+        ),
         ("bytes per event (events table + indexes)", fmt(result["bytes_per_event"], ".0f"), "≤ 300"),
-        ("bytes per event, events heap only (payload included)",
-         fmt(steps[-1]["storage"]["events_heap_bytes_per_event"], ".0f"), "≤ 300"),
+        (
+            "bytes per event, events heap only (payload included)",
+            fmt(steps[-1]["storage"]["events_heap_bytes_per_event"], ".0f"),
+            "≤ 300",
+        ),
         ("bytes per document (documents + warm tier)", fmt(result["bytes_per_document"], ".0f"), "—"),
         ("warm tier build", f"{fmt(result['warm_build_s'])} s", "—"),
         ("warm tier refresh (+5%)", f"{fmt(result['warm_refresh_s'])} s", "—"),
     ]
-    lines = [f"# ctxsearch bench, {result['docs']:,} documents", "",
-             f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores. "
-             "Settings: " + ", ".join(f"{k}={v}" for k, v in result["settings"].items()) + ".", "",
-             "| figure | measured | target |", "| --- | --- | --- |",
-             *[f"| {a} | {b} | {c} |" for a, b, c in rows], "",
-             "## Growth", "", "| docs | hybrid p50 / p99 ms | vector p50 / p99 ms | text p50 / p99 ms | recall (filter / none) "
-             "| bulk load ev/s | warm build s | bytes/event | bytes/doc |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        f"# ctxsearch bench, {result['docs']:,} documents",
+        "",
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores. "
+        "Settings: " + ", ".join(f"{k}={v}" for k, v in result["settings"].items()) + ".",
+        "",
+        "| figure | measured | target |",
+        "| --- | --- | --- |",
+        *[f"| {a} | {b} | {c} |" for a, b, c in rows],
+        "",
+        "## Growth",
+        "",
+        "| docs | hybrid p50 / p99 ms | vector p50 / p99 ms | text p50 / p99 ms | recall (filter / none) "
+        "| bulk load ev/s | warm build s | bytes/event | bytes/doc |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for s in steps:
         se = s["search"]
         lines.append(
@@ -735,12 +870,30 @@ def write_report(result: dict, out_dir: Path) -> list[Path]:
             f"| {fmt(se['text_c1']['p50_ms'])} / {fmt(se['text_c1']['p99_ms'])} "
             f"| {fmt(s['recall']['vector_recall_at_10'], '.3f')} / {fmt(s['recall']['vector_recall_at_10_unfiltered'], '.3f')} "
             f"| {fmt(s['bulk_load']['events_per_s'], '.0f')} | {fmt(s['warm_build']['seconds'])} "
-            f"| {fmt(s['storage']['bytes_per_event'], '.0f')} | {fmt(s['storage']['bytes_per_document'], '.0f')} |")
-    lines += ["", "## Search latency at the largest size (HTTP, query embedding included)", "",
-              "| mode, concurrency | p50 ms | p95 ms | p99 ms | server p50 ms |", "| --- | --- | --- | --- | --- |"]
+            f"| {fmt(s['storage']['bytes_per_event'], '.0f')} | {fmt(s['storage']['bytes_per_document'], '.0f')} |"
+        )
+    lines += [
+        "",
+        "## Search latency at the largest size (HTTP, query embedding included)",
+        "",
+        "| mode, concurrency | p50 ms | p95 ms | p99 ms | server p50 ms |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for key, s in steps[-1]["search"].items():
-        lines.append(f"| {key} | {fmt(s['p50_ms'])} | {fmt(s['p95_ms'])} | {fmt(s['p99_ms'])} | {fmt(s['server_p50_ms'])} |")
-    lines += ["", "## Corpus", "", result["corpus"] + ".", "", "![latency](latency.png)", "", "![recall](recall.png)", ""]
+        lines.append(
+            f"| {key} | {fmt(s['p50_ms'])} | {fmt(s['p95_ms'])} | {fmt(s['p99_ms'])} | {fmt(s['server_p50_ms'])} |"
+        )
+    lines += [
+        "",
+        "## Corpus",
+        "",
+        result["corpus"] + ".",
+        "",
+        "![latency](latency.png)",
+        "",
+        "![recall](recall.png)",
+        "",
+    ]
     files.append(out_dir / "report.md")
     files[-1].write_text("\n".join(lines))
     (out_dir / "bench.json").write_text(json.dumps(result, indent=2, default=str))

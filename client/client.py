@@ -14,14 +14,24 @@ subclasses carrying the HTTP status and the server's `error` message.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, Generic, Iterable, Iterator, Mapping, TypeVar
+from typing import Any, Generic, TypeVar
 
 import httpx
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
-from ctxsearch.schemas import Erased, EventIn, IngestResponse, ProjectStats, SearchHit, SearchResponse, SessionPublic
+from ctxsearch.schemas import (
+    Erased,
+    EventIn,
+    IngestResponse,
+    ProjectStats,
+    SearchHit,
+    SearchResponse,
+    SessionList,
+    SessionPublic,
+)
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT = 30.0
@@ -67,8 +77,7 @@ def _raise_for(response: httpx.Response) -> None:
     except (ValueError, AttributeError):
         message, detail = response.text or response.reason_phrase, None
     code = response.status_code
-    kind = (NotFound if code == 404 else BadRequest if code < 500
-            else Unavailable if code == 503 else ServerError)
+    kind = NotFound if code == 404 else BadRequest if code < 500 else Unavailable if code == 503 else ServerError
     raise kind(f"{code}: {message}", status_code=code, detail=detail)
 
 
@@ -103,13 +112,18 @@ def _search(query: str, project_id: str, options: Mapping[str, Any]) -> _Call[Se
 
 
 def _session(project_id: str, session_id: str) -> _Call[SessionPublic]:
-    return _Call("GET", f"/v1/sessions/{_segment(session_id)}", SessionPublic.model_validate,
-                 params={"project_id": project_id})
+    return _Call(
+        "GET", f"/v1/sessions/{_segment(session_id)}", SessionPublic.model_validate, params={"project_id": project_id}
+    )
 
 
 def _put_summary(project_id: str, session_id: str, summary: str) -> _Call[SessionPublic]:
-    return _Call("PUT", f"/v1/sessions/{_segment(session_id)}/summary", SessionPublic.model_validate,
-                 json={"project_id": project_id, "summary": summary})
+    return _Call(
+        "PUT",
+        f"/v1/sessions/{_segment(session_id)}/summary",
+        SessionPublic.model_validate,
+        json={"project_id": project_id, "summary": summary},
+    )
 
 
 def _stats(project_id: str) -> _Call[ProjectStats]:
@@ -117,12 +131,19 @@ def _stats(project_id: str) -> _Call[ProjectStats]:
 
 
 def _forget_session(project_id: str, session_id: str) -> _Call[Erased]:
-    return _Call("DELETE", f"/v1/sessions/{_segment(session_id)}", Erased.model_validate,
-                 params={"project_id": project_id})
+    return _Call(
+        "DELETE", f"/v1/sessions/{_segment(session_id)}", Erased.model_validate, params={"project_id": project_id}
+    )
 
 
 def _forget_project(project_id: str) -> _Call[Erased]:
     return _Call("DELETE", f"/v1/projects/{_segment(project_id)}", Erased.model_validate)
+
+
+def _sessions(project_id: str, limit: int) -> _Call[SessionList]:
+    return _Call(
+        "GET", f"/v1/projects/{_segment(project_id)}/sessions", SessionList.model_validate, params={"limit": limit}
+    )
 
 
 def _health() -> _Call[bool]:
@@ -138,11 +159,17 @@ def _segment(value: str) -> str:
 class Client:
     """Blocking client. Use as a context manager, or call close()."""
 
-    def __init__(self, base_url: str = "http://127.0.0.1:8080", *, timeout: float = DEFAULT_TIMEOUT,
-                 headers: Mapping[str, str] | None = None, transport: httpx.BaseTransport | None = None):
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8080",
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ):
         self._http = httpx.Client(base_url=base_url, timeout=timeout, headers=headers, transport=transport)
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -190,6 +217,10 @@ class Client:
         """GET /v1/projects/{project_id}/stats; `pending` is 0 once everything is searchable."""
         return self._send(_stats(project_id))
 
+    def sessions(self, project_id: str, limit: int = 20) -> SessionList:
+        """GET /v1/projects/{project_id}/sessions: the most recent sessions with their summaries."""
+        return self._send(_sessions(project_id, limit))
+
     def forget_session(self, project_id: str, session_id: str) -> Erased:
         """DELETE /v1/sessions/{session_id}: erase the session's events, documents and summary."""
         return self._send(_forget_session(project_id, session_id))
@@ -209,11 +240,17 @@ class Client:
 class AsyncClient:
     """The same API as Client, for asyncio code."""
 
-    def __init__(self, base_url: str = "http://127.0.0.1:8080", *, timeout: float = DEFAULT_TIMEOUT,
-                 headers: Mapping[str, str] | None = None, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8080",
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ):
         self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, headers=headers, transport=transport)
 
-    async def __aenter__(self) -> "AsyncClient":
+    async def __aenter__(self) -> AsyncClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -254,6 +291,9 @@ class AsyncClient:
 
     async def stats(self, project_id: str) -> ProjectStats:
         return await self._send(_stats(project_id))
+
+    async def sessions(self, project_id: str, limit: int = 20) -> SessionList:
+        return await self._send(_sessions(project_id, limit))
 
     async def forget_session(self, project_id: str, session_id: str) -> Erased:
         return await self._send(_forget_session(project_id, session_id))

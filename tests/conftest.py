@@ -9,17 +9,17 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from ctxsearch.http.app import create_app  # noqa: E402
 from ctxsearch.config import Settings  # noqa: E402
+from ctxsearch.http.app import create_app  # noqa: E402
 from ctxsearch.service.facade import Service  # noqa: E402
 
 

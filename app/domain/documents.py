@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import PurePosixPath
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
@@ -22,20 +21,22 @@ def path_terms(files: list[str], limit: int = 20) -> str:
     """File paths spelled out so that a query for `login.py`, `login` or `auth` finds `src/auth/login.py`."""
     terms: list[str] = []
     for f in files[:limit]:
-        p = PurePosixPath(f.replace("\\", "/"))
+        # Plain string splitting (as PurePosixPath would split them), on every event of an ingest.
+        parts = [p for p in f.replace("\\", "/").split("/") if p and p != "."]
+        name = parts[-1] if parts else ""
         terms.append(f)
-        terms.append(p.name)
-        if p.stem != p.name:
-            terms.append(p.stem)
-        terms.extend(part for part in p.parts[:-1] if part not in ("/", ".", ".."))
+        terms.append(name)
+        stem = name.rsplit(".", 1)[0] if "." in name[1:] else name
+        if stem != name:
+            terms.append(stem)
+        terms.extend(p for p in parts[:-1] if p != "..")
     return " ".join(terms)
 
 
 def identifier_terms(text: str) -> str:
     """camelCase and PascalCase identifiers split into words, added beside the original."""
     extra = {
-        _CAMEL.sub(" ", tok)
-        for tok in re.findall(r"\b[A-Za-z][A-Za-z0-9]*[a-z][A-Z][A-Za-z0-9]*\b", text[:20000])
+        _CAMEL.sub(" ", tok) for tok in re.findall(r"\b[A-Za-z][A-Za-z0-9]*[a-z][A-Z][A-Za-z0-9]*\b", text[:20000])
     }
     return " ".join(sorted(extra))
 
@@ -62,8 +63,11 @@ def embed_text(title: str, body: str, kind: str, context: str | None = None) -> 
 
 def context_snippet(previous: str, limit: int) -> str | None:
     """The end of the previous event's text, at most `limit` characters, on a word boundary."""
-    text = " ".join(previous.split())
-    if limit <= 0 or not text:
+    if limit <= 0:
+        return None
+    # Only the end is kept: normalise the whitespace of that much, not of a long output.
+    text = " ".join(previous[-(4 * limit + 64) :].split())
+    if not text:
         return None
     if len(text) > limit:
         text = text[-limit:]

@@ -51,7 +51,10 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     )
     if service is not None:
         app.state.service = service
-    metrics = Metrics(lambda: app.state.service.queue_state() if hasattr(app.state, "service") else None)
+    metrics = Metrics(
+        lambda: app.state.service.queue_state() if hasattr(app.state, "service") else None,
+        lambda: dict(app.state.service.redactions) if hasattr(app.state, "service") else {},
+    )
     app.state.metrics = metrics
     app.add_middleware(SecurityMiddleware, settings=settings)
     app.add_middleware(RequestMiddleware, metrics=metrics)  # added last: runs first

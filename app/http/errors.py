@@ -43,8 +43,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _invalid(request: Request, exc: RequestValidationError):
         errors = exc.errors()
         clean = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in errors]
-        return JSONResponse(status_code=validation_status(errors),
-                            content={"error": validation_message(errors), "detail": clean})
+        return JSONResponse(
+            status_code=validation_status(errors), content={"error": validation_message(errors), "detail": clean}
+        )
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException):

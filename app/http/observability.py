@@ -7,12 +7,12 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from contextvars import ContextVar
-from datetime import datetime, timezone
-from typing import Callable
+from datetime import UTC, datetime
 
 from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 log = logging.getLogger("ctxsearch.access")
 
@@ -21,7 +21,11 @@ _REQUEST_ID = re.compile(r"^[\w.:-]{1,128}$")
 
 # LogRecord attributes that are not `extra=` fields.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
-    "message", "asctime", "taskName", "color_message"}
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 
 
 class JsonFormatter(logging.Formatter):
@@ -29,7 +33,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         out = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),
@@ -73,22 +77,31 @@ class Metrics:
     """The app's Prometheus registry. Queue depth and freshness are read from the
     database at scrape time, so they cover every worker, not just this process."""
 
-    def __init__(self, queue_state: Callable[[], dict[str, float] | None]):
+    def __init__(
+        self, queue_state: Callable[[], dict[str, float] | None], redactions: Callable[[], dict[str, int]] | None = None
+    ):
         self.registry = CollectorRegistry()
         self.requests = Histogram(
-            "ctxsearch_http_request_duration_seconds", "HTTP request latency by route template.",
-            ["method", "route", "status"], registry=self.registry,
+            "ctxsearch_http_request_duration_seconds",
+            "HTTP request latency by route template.",
+            ["method", "route", "status"],
+            registry=self.registry,
         )
         self.ingested = Counter("ctxsearch_events_ingested", "Events stored.", registry=self.registry)
         self.duplicates = Counter(
-            "ctxsearch_events_duplicate", "Events received again and not stored twice.", registry=self.registry,
+            "ctxsearch_events_duplicate",
+            "Events received again and not stored twice.",
+            registry=self.registry,
         )
         self.search = Histogram(
-            "ctxsearch_search_duration_seconds", "Search latency (database round trip) by mode.", ["mode"],
+            "ctxsearch_search_duration_seconds",
+            "Search latency (database round trip) by mode.",
+            ["mode"],
             buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0),
             registry=self.registry,
         )
         self.registry.register(_QueueCollector(queue_state))
+        self.registry.register(_RedactionCollector(redactions or dict))
         for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):  # process_*, python_*
             self.registry.register(standard)
 
@@ -106,12 +119,35 @@ class _QueueCollector:
             return
         for name, doc in (
             ("pending_documents", "Documents waiting for an embedding (the embed queue)."),
+            (
+                "failed_documents",
+                "Documents whose embedding failed embed_max_attempts times: skipped, not searchable"
+                " in the warm tier, and no longer counted as pending.",
+            ),
             ("dirty_sessions", "Sessions waiting to be condensed."),
-            ("freshness_lag_seconds", "Age of the oldest event or session change not yet fully indexed; 0 when caught up."),
+            (
+                "freshness_lag_seconds",
+                "Age of the oldest event or session change not yet fully indexed; 0 when caught up.",
+            ),
         ):
             g = GaugeMetricFamily(f"ctxsearch_{name}", doc)
-            g.add_metric([], state[name])
+            g.add_metric([], state.get(name, 0))
             yield g
+
+
+class _RedactionCollector:
+    """Credentials redacted before storage by this process, per kind."""
+
+    def __init__(self, counts: Callable[[], dict[str, int]]):
+        self.counts = counts
+
+    def collect(self):
+        c = CounterMetricFamily(
+            "ctxsearch_redactions", "Credentials replaced by [REDACTED:<kind>] before storage.", labels=["kind"]
+        )
+        for kind, n in sorted(dict(self.counts()).items()):
+            c.add_metric([kind], n)
+        yield c
 
 
 class RequestMiddleware:
@@ -153,8 +189,19 @@ class RequestMiddleware:
             self.metrics.requests.labels(scope["method"], template, str(status)).observe(elapsed)
             principal = scope.get("state", {}).get("principal")
             log.info(
-                "%s %s %s %.1fms", scope["method"], template, status, elapsed * 1000,
-                extra={"request_id": rid, "method": scope["method"], "route": template, "path": scope["path"], "status": status,
-                       "duration_ms": round(elapsed * 1000, 2), "key_id": getattr(principal, "key_id", None)},
+                "%s %s %s %.1fms",
+                scope["method"],
+                template,
+                status,
+                elapsed * 1000,
+                extra={
+                    "request_id": rid,
+                    "method": scope["method"],
+                    "route": template,
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "key_id": getattr(principal, "key_id", None),
+                },
             )
             request_id_var.reset(token)

@@ -12,7 +12,8 @@ import json
 import math
 import threading
 import time
-from typing import Any, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from starlette.exceptions import HTTPException
 
@@ -20,6 +21,7 @@ from ctxsearch.auth import ANONYMOUS, KeyRing, check_project, current_principal
 from ctxsearch.config import Settings
 
 PROTECTED_PREFIXES = ("/v1", "/mcp")
+
 
 class RateLimiter:
     """A token bucket per caller, in this process only: behind several API instances
@@ -144,9 +146,12 @@ class SecurityMiddleware:
             wait = self.limiter.acquire(found.key_id or "")
             if wait > 0:
                 await send_json(
-                    send, 429,
-                    {"error": f"rate limit exceeded: {self.limiter.rate:g} requests/s per key "
-                              f"(burst {self.limiter.burst}; rate_limit_per_s)"},
+                    send,
+                    429,
+                    {
+                        "error": f"rate limit exceeded: {self.limiter.rate:g} requests/s per key "
+                        f"(burst {self.limiter.burst}; rate_limit_per_s)"
+                    },
                     {"Retry-After": str(max(1, math.ceil(wait)))},
                 )
                 return

@@ -108,8 +108,11 @@ def _with_request_arguments(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Give a tool SearchRequest's fields as its arguments, ahead of its own (`ctx`): the SDK
     builds the input schema from the signature, and the tool gets the fields in **fields."""
     hints = get_type_hints(fn)
-    own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=hints.get(p.name, p.annotation))
-           for p in inspect.signature(fn).parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    own = [
+        p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=hints.get(p.name, p.annotation))
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind is not inspect.Parameter.VAR_KEYWORD
+    ]
     fields = _request_arguments()
     fn.__signature__ = inspect.Signature([*fields, *own], return_annotation=hints.get("return"))
     # The SDK finds the Context argument by its type hint.
@@ -120,8 +123,9 @@ def _with_request_arguments(fn: Callable[..., Any]) -> Callable[..., Any]:
 def build_server(get_service: Callable[[], Service]) -> MCPServer:
     """An MCP server whose tools call the Service that get_service returns."""
     with _logging_left_alone():
-        server = MCPServer("ctxsearch", title="ctxsearch: context search for coding agents",
-                           instructions=INSTRUCTIONS, version="0.1.0")
+        server = MCPServer(
+            "ctxsearch", title="ctxsearch: context search for coding agents", instructions=INSTRUCTIONS, version="0.1.0"
+        )
 
     @server.tool(title="Search past context")
     @_with_request_arguments
@@ -156,12 +160,25 @@ def build_server(get_service: Callable[[], Service]) -> MCPServer:
 
     @server.tool(title="Record session events")
     def record_events(
-        events: Annotated[list[EventIn], Field(min_length=1, max_length=MAX_BATCH_EVENTS, description=(
-            "Events of this session, oldest first. Each needs project_id, session_id, timestamp (RFC 3339 "
-            "with offset) and type (message, tool_call, file_edit, decision, error, test_run, commit, note); "
-            "put the text in content and touched paths in files. Give each an id so retries are stored once."))],
-        wait: Annotated[bool, Field(description="Wait (up to 10 s) until the events are searchable by meaning; "
-                                               "they are searchable by exact words at once.")] = True,
+        events: Annotated[
+            list[EventIn],
+            Field(
+                min_length=1,
+                max_length=MAX_BATCH_EVENTS,
+                description=(
+                    "Events of this session, oldest first. Each needs project_id, session_id, timestamp (RFC 3339 "
+                    "with offset) and type (message, tool_call, file_edit, decision, error, test_run, commit, note); "
+                    "put the text in content and touched paths in files. Give each an id so retries are stored once."
+                ),
+            ),
+        ],
+        wait: Annotated[
+            bool,
+            Field(
+                description="Wait (up to 10 s) until the events are searchable by meaning; "
+                "they are searchable by exact words at once."
+            ),
+        ] = True,
         ctx: Context | None = None,
     ) -> RecordResult:
         """Save events of the current session (decisions, errors and their fixes, edits, test runs,

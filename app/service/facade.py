@@ -7,29 +7,49 @@ these methods, which call the data-access functions with a pooled connection.
 from __future__ import annotations
 
 import logging
-
-import psycopg
+import threading
 import time
+from collections import Counter
 from functools import cached_property
 
+import psycopg
+
 from ctxsearch.config import Settings
-from ctxsearch.store.db import Database, DatabaseUnavailable, connect_database
-from ctxsearch.store.migrations import pending_migrations
-from ctxsearch.store.ingest import ingest_events
+from ctxsearch.domain.privacy import redact_events, redact_summary
+from ctxsearch.embeddings import Embedder, get_embedder
 from ctxsearch.schemas import (
-    ArmRanks, ArmScores, Erased, EventIn, IngestResponse, KeyEvent, ProjectStats, SearchHit, SearchRequest,
-    SearchResponse, SessionPublic,
+    ArmRanks,
+    ArmScores,
+    Erased,
+    EventIn,
+    IngestResponse,
+    KeyEvent,
+    ProjectStats,
+    SearchHit,
+    SearchRequest,
+    SearchResponse,
+    SessionList,
+    SessionListItem,
+    SessionPublic,
 )
 from ctxsearch.service.paging import (
-    MAX_PAGED_RESULTS, PageState, TokenCounter, decode_cursor, encode_cursor, fit_budget, remember,
+    MAX_PAGED_RESULTS,
+    PageState,
+    TokenCounter,
+    decode_cursor,
+    encode_cursor,
+    fit_budget,
+    remember,
 )
-from ctxsearch.store.search import SearchParams, hit_id, timed_search, tuning
-from ctxsearch.store.projects import has_unembedded, last_document_id, project_stats
+from ctxsearch.service.worker import Worker
+from ctxsearch.store.db import Database, DatabaseUnavailable, connect_database
+from ctxsearch.store.ingest import ingest_events
+from ctxsearch.store.migrations import MigrationError, pending_migrations
+from ctxsearch.store.projects import has_unembedded, last_document_id, list_sessions, project_stats
 from ctxsearch.store.queue import queue_depth
+from ctxsearch.store.search import SearchParams, hit_id, timed_search, tuning
 from ctxsearch.store.sessions import read_session
 from ctxsearch.store.summaries import set_agent_summary
-from ctxsearch.service.worker import Worker
-from ctxsearch.embeddings import Embedder, get_embedder
 
 log = logging.getLogger(__name__)
 
@@ -39,21 +59,32 @@ class NotFound(LookupError):
 
 
 class Service:
-    def __init__(self, settings: Settings, db: Database, embedder: Embedder,
-                 worker_embedder: Embedder | None = None):
+    def __init__(self, settings: Settings, db: Database, embedder: Embedder, worker_embedder: Embedder | None = None):
         self.settings = settings
         self.db = db
         self.embedder = embedder
         self.worker = Worker(db, worker_embedder or embedder, settings)
+        # Credentials redacted by this process, per kind (for /metrics).
+        self.redactions: Counter[str] = Counter()
+        self._redactions_lock = threading.Lock()
 
     @classmethod
-    def start(cls, settings: Settings, *, run_worker: bool | None = None) -> "Service":
+    def start(cls, settings: Settings, *, run_worker: bool | None = None, load_model: bool = True) -> Service:
+        """Connect (and migrate), load the model and start the worker. `load_model=False` is for
+        callers that only write (an import): they do not pay for loading the model."""
         db = connect_database(settings)
-        embedder = get_embedder(settings.embed_backend, settings.embed_threads, settings.models_dir)
         run_worker = settings.run_worker if run_worker is None else run_worker
+        embedder = (
+            get_embedder(settings.embed_backend, settings.embed_threads, settings.models_dir)
+            if load_model or run_worker
+            else None
+        )
         # The worker gets a model of its own: a query must never wait behind a document batch.
-        worker_embedder = (Embedder(settings.embed_backend, settings.embed_threads, cache_dir=settings.models_dir)
-                           if run_worker else None)
+        worker_embedder = (
+            Embedder(settings.embed_backend, settings.embed_threads, cache_dir=settings.models_dir)
+            if run_worker
+            else None
+        )
         svc = cls(settings, db, embedder, worker_embedder)
         if run_worker:
             svc.worker.start()
@@ -64,7 +95,16 @@ class Service:
         self.db.close()
 
     # -- write path -------------------------------------------------------
+    def _count_redactions(self, counts: Counter[str]) -> int:
+        if counts:
+            with self._redactions_lock:
+                self.redactions.update(counts)
+        return sum(counts.values())
+
     def ingest(self, events: list[EventIn]) -> IngestResponse:
+        """Store a batch (redacted first; see ctxsearch.domain.privacy); idempotent per event id."""
+        events, counts = redact_events(events)
+        redacted = self._count_redactions(counts)
         # A deadlock victim's transaction stored nothing, and ingest is idempotent: try again.
         for attempt in range(3):
             try:
@@ -73,11 +113,15 @@ class Service:
                 break
             except psycopg.errors.DeadlockDetected:
                 if attempt == 2:
-                    raise DatabaseUnavailable("database busy: the batch lost a lock conflict three times; retry it")
+                    raise DatabaseUnavailable(
+                        "database busy: the batch lost a lock conflict three times; retry it"
+                    ) from None
                 log.warning("ingest: deadlock, retrying the batch")
-        return IngestResponse(accepted=r.accepted, duplicates=r.duplicates)
+        return IngestResponse(accepted=r.accepted, duplicates=r.duplicates, redactions=redacted)
 
     def put_summary(self, project_id: str, session_id: str, summary: str) -> None:
+        summary, counts = redact_summary(summary)
+        self._count_redactions(counts)
         with self.db.connection() as conn:
             set_agent_summary(conn=conn, project_id=project_id, session_id=session_id, summary=summary)
 
@@ -96,11 +140,22 @@ class Service:
         if weights:
             fusion.update(weight_vector=weights.vector, weight_text=weights.text)
         params = SearchParams(
-            query=req.query, project_id=req.project_id, session_id=req.session_id,
-            types=[t.value for t in req.types] if req.types else None, files=req.files,
-            since=req.since, until=req.until, kinds=req.kinds, limit=req.limit + 1, offset=offset,
-            mode=req.mode, fusion=req.fusion, candidates=max(req.limit * s.overfetch, s.min_candidates),
-            max_id=state.snapshot_id, exclude_ids=state.seen_ids, exclude_summaries=state.seen_summaries,
+            query=req.query,
+            project_id=req.project_id,
+            session_id=req.session_id,
+            types=[t.value for t in req.types] if req.types else None,
+            files=req.files,
+            since=req.since,
+            until=req.until,
+            kinds=req.kinds,
+            limit=req.limit + 1,
+            offset=offset,
+            mode=req.mode,
+            fusion=req.fusion,
+            candidates=max(req.limit * s.overfetch, s.min_candidates),
+            max_id=state.snapshot_id,
+            exclude_ids=state.seen_ids,
+            exclude_summaries=state.seen_summaries,
             **fusion,
         )
         with self.db.connection() as conn:
@@ -116,17 +171,26 @@ class Service:
         if rows:
             state.snapshot_id = rows[0]["snapshot_id"]
         if more and len(state.seen_ids) + len(hits) < MAX_PAGED_RESULTS:
-            state = remember(state, [(r["doc_id"], h) for r, h in zip(rows, hits)])
+            state = remember(state, [(r["doc_id"], h) for r, h in zip(rows, hits, strict=False)])
             next_cursor = encode_cursor(state, req, s.cursor_secret)
-        return SearchResponse(results=hits, mode=req.mode, took_ms=round(took, 3), truncated=truncated,
-                              next_cursor=next_cursor)
+        return SearchResponse(
+            results=hits, mode=req.mode, took_ms=round(took, 3), truncated=truncated, next_cursor=next_cursor
+        )
 
     @staticmethod
     def _hit(r: dict, explain: bool) -> SearchHit:
         return SearchHit(
-            id=hit_id(r), kind=r["kind"], project_id=r["project_id"], session_id=r["session_id"],
-            timestamp=r["ts"], type=r["type"], title=r["title"], snippet=r["snippet"], files=list(r["files"]),
-            score=float(r["score"]), ranks=ArmRanks(vector=r["vector_rank"], text=r["text_rank"]),
+            id=hit_id(r),
+            kind=r["kind"],
+            project_id=r["project_id"],
+            session_id=r["session_id"],
+            timestamp=r["ts"],
+            type=r["type"],
+            title=r["title"],
+            snippet=r["snippet"],
+            files=list(r["files"]),
+            score=float(r["score"]),
+            ranks=ArmRanks(vector=r["vector_rank"], text=r["text_rank"]),
             scores=ArmScores(vector=r["vector_score"], text=r["text_score"]) if explain else None,
         )
 
@@ -138,17 +202,27 @@ class Service:
         """The session as it is now; a read never writes (changes since the last condense are
         computed in memory)."""
         with self.db.connection() as conn:
-            row = read_session(conn=conn, project_id=project_id, session_id=session_id,
-                               n_key_events=self.settings.key_events,
-                               summary_max_chars=self.settings.summary_max_chars)
+            row = read_session(
+                conn=conn,
+                project_id=project_id,
+                session_id=session_id,
+                n_key_events=self.settings.key_events,
+                summary_max_chars=self.settings.summary_max_chars,
+            )
         if row is None:
             raise NotFound(f"no session {session_id!r} in project {project_id!r}")
         source = "agent" if row["agent_summary"] else ("extracted" if row["summary"] else "none")
         return SessionPublic(
-            project_id=row["project_id"], session_id=row["session_id"], started_at=row["started_at"],
-            ended_at=row["ended_at"], event_count=row["event_count"],
-            summary=row["agent_summary"] or row["summary"], summary_source=source, metrics=row["metrics"] or {},
-            key_events=[KeyEvent(**k) for k in row["key_events"] or []], condensed_at=row["condensed_at"],
+            project_id=row["project_id"],
+            session_id=row["session_id"],
+            started_at=row["started_at"],
+            ended_at=row["ended_at"],
+            event_count=row["event_count"],
+            summary=row["agent_summary"] or row["summary"],
+            summary_source=source,
+            metrics=row["metrics"] or {},
+            key_events=[KeyEvent(**k) for k in row["key_events"] or []],
+            condensed_at=row["condensed_at"],
         )
 
     def forget_session(self, project_id: str, session_id: str) -> Erased:
@@ -159,8 +233,13 @@ class Service:
             counts = erase_session(conn=conn, project_id=project_id, session_id=session_id)
         if not counts.get("sessions") and not counts.get("events"):
             raise NotFound(f"no session {session_id!r} in project {project_id!r}")
-        return Erased(project_id=project_id, session_id=session_id, sessions=counts.get("sessions", 0),
-                      events=counts.get("events", 0), documents=counts.get("documents", 0))
+        return Erased(
+            project_id=project_id,
+            session_id=session_id,
+            sessions=counts.get("sessions", 0),
+            events=counts.get("events", 0),
+            documents=counts.get("documents", 0),
+        )
 
     def forget_project(self, project_id: str) -> Erased:
         """Erase a project everywhere it is stored; NotFound when nothing is stored for it."""
@@ -170,14 +249,25 @@ class Service:
             counts = erase_project(conn=conn, project_id=project_id)
         if not any(counts.get(k) for k in ("sessions", "events", "documents")):
             raise NotFound(f"nothing is stored for project {project_id!r}")
-        return Erased(project_id=project_id, sessions=counts.get("sessions", 0), events=counts.get("events", 0),
-                      documents=counts.get("documents", 0))
+        return Erased(
+            project_id=project_id,
+            sessions=counts.get("sessions", 0),
+            events=counts.get("events", 0),
+            documents=counts.get("documents", 0),
+        )
+
+    def sessions(self, project_id: str, limit: int = 20, exclude: str | None = None) -> SessionList:
+        """The project's sessions, most recent first (`exclude`: leave one out, e.g. the current one)."""
+        with self.db.connection() as conn:
+            rows = list_sessions(conn=conn, project_id=project_id, limit=limit, exclude=exclude)
+        return SessionList(sessions=[SessionListItem(**r) for r in rows])
 
     def stats(self, project_id: str) -> ProjectStats:
         with self.db.connection() as conn:
             events, sessions, documents, pending = project_stats(conn=conn, project_id=project_id)
-        return ProjectStats(project_id=project_id, events=events, sessions=sessions, documents=documents,
-                            pending=pending)
+        return ProjectStats(
+            project_id=project_id, events=events, sessions=sessions, documents=documents, pending=pending
+        )
 
     def wait_embedded(self, project_id: str, timeout_s: float) -> bool:
         """Wait until every document of the project stored so far has its vector; False on timeout."""
@@ -204,7 +294,7 @@ class Service:
             # Short: a probe should hear "not ready" before its own timeout.
             with self.db.connection(timeout=min(2.0, self.settings.pool_timeout_s)) as conn:
                 missing = pending_migrations(conn=conn)
-        except DatabaseUnavailable as exc:
+        except (DatabaseUnavailable, MigrationError) as exc:
             return str(exc)
         return f"migrations not applied: {', '.join(missing)}" if missing else None
 
@@ -215,4 +305,3 @@ class Service:
                 return queue_depth(conn=conn)
         except DatabaseUnavailable:
             return None
-

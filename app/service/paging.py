@@ -25,8 +25,20 @@ MAX_PAGED_RESULTS = 1000
 CURSOR_VERSION = 1
 
 # Fields that define a result list; a cursor only continues the list it came from.
-_QUERY_FIELDS = {"query", "project_id", "session_id", "types", "files", "since", "until", "kinds", "mode",
-                 "fusion", "rrf_k", "weights"}
+_QUERY_FIELDS = {
+    "query",
+    "project_id",
+    "session_id",
+    "types",
+    "files",
+    "since",
+    "until",
+    "kinds",
+    "mode",
+    "fusion",
+    "rrf_k",
+    "weights",
+}
 
 
 class InvalidCursor(ValueError):
@@ -56,8 +68,13 @@ def _b64decode(text: str) -> bytes:
 def encode_cursor(state: PageState, req: SearchRequest, secret: str) -> str:
     ids = sorted(state.seen_ids)
     deltas = [b - a for a, b in zip([0, *ids], ids, strict=False)]  # small numbers compress well
-    doc = {"v": CURSOR_VERSION, "q": fingerprint(req), "m": state.snapshot_id, "i": deltas,
-           "s": sorted(state.seen_summaries)}
+    doc = {
+        "v": CURSOR_VERSION,
+        "q": fingerprint(req),
+        "m": state.snapshot_id,
+        "i": deltas,
+        "s": sorted(state.seen_summaries),
+    }
     body = zlib.compress(json.dumps(doc, separators=(",", ":")).encode(), 9)
     payload = base64.urlsafe_b64encode(body).decode().rstrip("=")
     return f"{payload}.{_sign(secret, body)}"

@@ -44,8 +44,13 @@ class Worker:
         s = self.settings
         with self.db.connection() as conn:
             condensed = condense_dirty(conn=conn, n_key_events=s.key_events, summary_max_chars=s.summary_max_chars)
-            embedded = embed_pending(conn=conn, embedder=self.embedder, batch_size=s.embed_batch_size,
-                                     max_attempts=s.embed_max_attempts, retry_base_s=s.embed_retry_base_s)
+            embedded = embed_pending(
+                conn=conn,
+                embedder=self.embedder,
+                batch_size=s.embed_batch_size,
+                max_attempts=s.embed_max_attempts,
+                retry_base_s=s.embed_retry_base_s,
+            )
         return condensed, embedded
 
     def drain(self, timeout_s: float = 300.0) -> None:
@@ -94,8 +99,14 @@ class Worker:
                     if needs_rebuild(tier_state(conn), self.settings):
                         t0 = time.perf_counter()
                         gen, wm, rows, lists = rebuild_warm(conn=conn, settings=self.settings)
-                        log.info("warm tier %s: %s documents up to id %s, lists=%s, %.1fs",
-                                 gen, rows, wm, lists, time.perf_counter() - t0)
+                        log.info(
+                            "warm tier %s: %s documents up to id %s, lists=%s, %.1fs",
+                            gen,
+                            rows,
+                            wm,
+                            lists,
+                            time.perf_counter() - t0,
+                        )
                     else:
                         # Generations a reader still held when the last rebuild tried to drop them.
                         drop_old_generations(conn)

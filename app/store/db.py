@@ -6,9 +6,9 @@ import json
 import logging
 import threading
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import psycopg
 from pgvector.psycopg import register_vector
@@ -19,6 +19,7 @@ from ctxsearch.store.migrations import MissingExtension as MissingExtension  # r
 from ctxsearch.store.migrations import migrate
 
 log = logging.getLogger(__name__)
+
 
 class DatabaseUnavailable(RuntimeError):
     """PostgreSQL cannot be reached; callers answer 503."""
@@ -160,9 +161,11 @@ class Database:
         # exact scan of a small project's rows (a generic plan would know neither).
         # Search-time ANN settings, per connection (pgvector's defaults favour speed over recall).
         # One string (integers from validated settings), so that a reset costs one round trip.
-        return ("SET plan_cache_mode = force_custom_plan;"
-                f" SET ivfflat.probes = {int(self.settings.ivfflat_probes)};"
-                f" SET hnsw.ef_search = {int(self.settings.hnsw_ef_search)}")
+        return (
+            "SET plan_cache_mode = force_custom_plan;"
+            f" SET ivfflat.probes = {int(self.settings.ivfflat_probes)};"
+            f" SET hnsw.ef_search = {int(self.settings.hnsw_ef_search)}"
+        )
 
     def _reset(self, conn: psycopg.Connection) -> None:
         # On the way back into the pool (in the pool's worker thread, not the caller's): no
@@ -200,7 +203,8 @@ class Database:
             if isinstance(exc, PoolTimeout):
                 self._down = True
                 raise DatabaseUnavailable(
-                    f"database unavailable: no connection to PostgreSQL within {timeout:g} s") from exc
+                    f"database unavailable: no connection to PostgreSQL within {timeout:g} s"
+                ) from exc
             raise
 
     def ping(self) -> bool:
@@ -228,4 +232,3 @@ def connect_database(settings: Settings) -> Database:
         raise
     db.open()
     return db
-

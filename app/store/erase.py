@@ -25,20 +25,37 @@ def erase_session(*, conn: psycopg.Connection, project_id: str, session_id: str)
         hold_tier_lock(conn)
         # The session row first: an ingest or condense of this session in flight commits before
         # this goes on, so the statements below see (and remove) what it wrote.
-        sessions = conn.execute("DELETE FROM sessions WHERE project_id = %s AND session_id = %s",
-                                (project_id, session_id)).rowcount
-        event_ids = [r[0] for r in conn.execute(
-            "DELETE FROM events WHERE project_id = %s AND session_id = %s RETURNING event_id",
-            (project_id, session_id))]
+        sessions = conn.execute(
+            "DELETE FROM sessions WHERE project_id = %s AND session_id = %s", (project_id, session_id)
+        ).rowcount
+        event_ids = [
+            r[0]
+            for r in conn.execute(
+                "DELETE FROM events WHERE project_id = %s AND session_id = %s RETURNING event_id",
+                (project_id, session_id),
+            )
+        ]
         # By the unique indexes: an event's document by its event id, the session's summary by session.
-        doc_ids = [r[0] for r in conn.execute(
-            "DELETE FROM documents WHERE project_id = %s AND kind = 'event' AND event_id = ANY(%s::text[]) RETURNING id",
-            (project_id, event_ids))]
-        doc_ids += [r[0] for r in conn.execute(
-            "DELETE FROM documents WHERE project_id = %s AND kind = 'summary' AND session_id = %s RETURNING id",
-            (project_id, session_id))]
-        conn.execute("DELETE FROM embed_failures WHERE project_id = %s AND id = ANY(%s::bigint[])", (project_id, doc_ids))
-        warm = conn.execute("SELECT ctxsearch_warm_erase(%s, %s, %s::bigint[])", (project_id, session_id, doc_ids)).fetchone()[0]
+        doc_ids = [
+            r[0]
+            for r in conn.execute(
+                "DELETE FROM documents WHERE project_id = %s AND kind = 'event' AND event_id = ANY(%s::text[]) RETURNING id",
+                (project_id, event_ids),
+            )
+        ]
+        doc_ids += [
+            r[0]
+            for r in conn.execute(
+                "DELETE FROM documents WHERE project_id = %s AND kind = 'summary' AND session_id = %s RETURNING id",
+                (project_id, session_id),
+            )
+        ]
+        conn.execute(
+            "DELETE FROM embed_failures WHERE project_id = %s AND id = ANY(%s::bigint[])", (project_id, doc_ids)
+        )
+        warm = conn.execute(
+            "SELECT ctxsearch_warm_erase(%s, %s, %s::bigint[])", (project_id, session_id, doc_ids)
+        ).fetchone()[0]
     return {"sessions": sessions, "events": len(event_ids), "documents": len(doc_ids), "warm_documents": warm}
 
 

@@ -18,8 +18,23 @@ from ctxsearch.store.locks import hold_tier_lock
 NOTIFY_CHANNEL = "ctxsearch_pending"
 
 _STAGING_COLUMNS = (
-    "seq", "project_id", "event_id", "session_id", "ts", "type", "tool", "files", "tokens",
-    "content", "payload", "title", "search_title", "body", "importance", "content_hash", "context",
+    "seq",
+    "project_id",
+    "event_id",
+    "session_id",
+    "ts",
+    "type",
+    "tool",
+    "files",
+    "tokens",
+    "content",
+    "payload",
+    "title",
+    "search_title",
+    "body",
+    "importance",
+    "content_hash",
+    "context",
 )
 
 _CREATE_STAGING = """
@@ -30,6 +45,7 @@ CREATE TEMP TABLE IF NOT EXISTS staging_events (
     embedding vector
 ) ON COMMIT DELETE ROWS
 """
+
 
 # One statement: new events, their documents and their sessions. An event's id is held
 # once, by its document (documents_event_uq): the document goes in first and existing
@@ -81,8 +97,24 @@ _INSERT_EMBEDDED = insert_sql("staging_events", embedding=True, condensed=True)
 
 # Binary COPY types, in _STAGING_COLUMNS order and then the embedding.
 _STAGING_TYPES = (
-    "integer", "text", "text", "text", "timestamptz", "text", "text", "text[]", "integer",
-    "text", "bytea", "text", "text", "text", "real", "bytea", "text", "vector",
+    "integer",
+    "text",
+    "text",
+    "text",
+    "timestamptz",
+    "text",
+    "text",
+    "text[]",
+    "integer",
+    "text",
+    "bytea",
+    "text",
+    "text",
+    "text",
+    "real",
+    "bytea",
+    "text",
+    "vector",
 )
 
 
@@ -97,10 +129,23 @@ def _staging_row(seq: int, e: EventIn, event_id: str, context: str | None) -> tu
     title = event_title(e.type.value, e.tool, files)
     body = event_body(e.content, e.tool, files)
     return (
-        seq, e.project_id, event_id, e.session_id, e.timestamp, e.type.value, e.tool,
-        files or None, e.tokens, e.content, compress_payload(e.payload), title,
-        search_title(title, files, body), body, event_importance(e.type.value, e.content, files, e.payload),
-        content_hash(embed_text(title, body, "event", context)), context,
+        seq,
+        e.project_id,
+        event_id,
+        e.session_id,
+        e.timestamp,
+        e.type.value,
+        e.tool,
+        files or None,
+        e.tokens,
+        e.content,
+        compress_payload(e.payload),
+        title,
+        search_title(title, files, body),
+        body,
+        event_importance(e.type.value, e.content, files, e.payload),
+        content_hash(embed_text(title, body, "event", context)),
+        context,
     )
 
 
@@ -109,14 +154,17 @@ def _contexts(conn: psycopg.Connection, events: list[EventIn], context_chars: in
     batch, or for a session's first event here, the latest stored one before it."""
     if context_chars <= 0:
         return [None] * len(events)
-    order = sorted(range(len(events)), key=lambda i: (events[i].project_id, events[i].session_id,
-                                                      events[i].timestamp, i))
+    order = sorted(
+        range(len(events)), key=lambda i: (events[i].project_id, events[i].session_id, events[i].timestamp, i)
+    )
     previous: dict[int, str | None] = {}
     firsts: list[int] = []
     for pos, i in enumerate(order):
         before = order[pos - 1] if pos else None
         same = before is not None and (events[before].project_id, events[before].session_id) == (
-            events[i].project_id, events[i].session_id)
+            events[i].project_id,
+            events[i].session_id,
+        )
         if same:
             previous[i] = event_body(events[before].content, events[before].tool, list(events[before].files))
         else:
@@ -127,8 +175,11 @@ def _contexts(conn: psycopg.Connection, events: list[EventIn], context_chars: in
             "        AND e.ts <= f.ts ORDER BY e.ts DESC, e.event_id DESC LIMIT 1)"
             " FROM unnest(%s::text[], %s::text[], %s::timestamptz[]) WITH ORDINALITY AS f(project_id, session_id, ts, n)"
             " ORDER BY f.n",
-            ([events[i].project_id for i in firsts], [events[i].session_id for i in firsts],
-             [events[i].timestamp for i in firsts]),
+            (
+                [events[i].project_id for i in firsts],
+                [events[i].session_id for i in firsts],
+                [events[i].timestamp for i in firsts],
+            ),
         ).fetchall()
         for i, (content,) in zip(firsts, rows, strict=True):
             previous[i] = content
@@ -149,8 +200,9 @@ def _unique(events: list[EventIn]) -> list[int]:
     return kept
 
 
-def _write(conn: psycopg.Connection, events: list[EventIn], context_chars: int,
-           vectors: np.ndarray | None = None) -> int:
+def _write(
+    conn: psycopg.Connection, events: list[EventIn], context_chars: int, vectors: np.ndarray | None = None
+) -> int:
     """Stage the events by COPY and insert them in one transaction; returns how many were new.
 
     With vectors, documents are stored embedded and sessions as condensed (_INSERT_EMBEDDED).
@@ -159,7 +211,10 @@ def _write(conn: psycopg.Connection, events: list[EventIn], context_chars: int,
     kept = [events[i] for i in keep]
     with conn.transaction():
         contexts = _contexts(conn, kept, context_chars)
-        rows = [_staging_row(seq, e, e.id or uuid.uuid4().hex, ctx) for seq, (e, ctx) in enumerate(zip(kept, contexts, strict=True))]
+        rows = [
+            _staging_row(seq, e, e.id or uuid.uuid4().hex, ctx)
+            for seq, (e, ctx) in enumerate(zip(kept, contexts, strict=True))
+        ]
         conn.execute(_CREATE_STAGING)
         # Held shared so that a warm-tier rebuild can wait for in-flight ids to commit.
         hold_tier_lock(conn)
@@ -191,8 +246,9 @@ def ingest_events(*, conn: psycopg.Connection, events: list[EventIn], context_ch
     return IngestResult(accepted=inserted, duplicates=len(events) - inserted)
 
 
-def load_embedded(*, conn: psycopg.Connection, events: list[EventIn], vectors: np.ndarray,
-                  context_chars: int = 0) -> IngestResult:
+def load_embedded(
+    *, conn: psycopg.Connection, events: list[EventIn], vectors: np.ndarray, context_chars: int = 0
+) -> IngestResult:
     """Store a batch as ingest_events does, each document with its vector (row i of `vectors`)
     and its sessions as already condensed: for corpora with precomputed vectors and no
     summaries to write (the bench). Nothing is left pending for the worker."""

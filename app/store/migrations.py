@@ -45,10 +45,19 @@ _MIGRATION_LOCK = 7243090110
 
 BASELINE = "0001_baseline"
 # What the previous release's runner recorded; 0001_baseline stands for all of it.
-LEGACY_CHAIN = frozenset({
-    "0001_schema", "0002_tiers", "0003_text", "0010_bm25", "0011_event_context", "0020_project_ann",
-    "0021_events_session_index", "0022_event_key", "0023_text_top",
-})
+LEGACY_CHAIN = frozenset(
+    {
+        "0001_schema",
+        "0002_tiers",
+        "0003_text",
+        "0010_bm25",
+        "0011_event_context",
+        "0020_project_ann",
+        "0021_events_session_index",
+        "0022_event_key",
+        "0023_text_top",
+    }
+)
 
 
 class MigrationError(RuntimeError):
@@ -159,22 +168,25 @@ def migrate(url: str) -> list[str]:
             plan = _plan(recorded, versioned, repeatable_files())
             if plan.adopt:
                 baseline = next(m for m in versioned if m.version == BASELINE)
-                conn.execute("INSERT INTO schema_migrations (version, checksum) VALUES (%s, %s)",
-                             (BASELINE, baseline.checksum))
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, checksum) VALUES (%s, %s)", (BASELINE, baseline.checksum)
+                )
                 log.info("adopted a database of the previous release: %s recorded without running it", BASELINE)
                 applied.append(f"{BASELINE} (adopted: the previous release's schema)")
             # Versions recorded without a checksum (none but by hand): trust what is there now.
             for m in versioned:
                 if m.version in recorded and recorded[m.version] is None:
-                    conn.execute("UPDATE schema_migrations SET checksum = %s WHERE version = %s",
-                                 (m.checksum, m.version))
+                    conn.execute(
+                        "UPDATE schema_migrations SET checksum = %s WHERE version = %s", (m.checksum, m.version)
+                    )
             for m in plan.versioned + plan.repeatable:
                 with conn.transaction():
                     conn.execute(m.sql)
                     conn.execute(
                         "INSERT INTO schema_migrations (version, checksum) VALUES (%s, %s)"
                         " ON CONFLICT (version) DO UPDATE SET checksum = excluded.checksum, applied_at = now()",
-                        (m.version, m.checksum))
+                        (m.version, m.checksum),
+                    )
                 log.info("applied %s migration %s", "repeatable" if m.repeatable else "versioned", m.version)
                 applied.append(m.version)
         finally:

@@ -56,10 +56,12 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:_ERROR_CHARS]
 
 
-def _embed_isolated(embedder: Embedder, todo: dict[bytes, str],
-                    batch_size: int) -> tuple[dict[bytes, np.ndarray], dict[bytes, str]]:
+def _embed_isolated(
+    embedder: Embedder, todo: dict[bytes, str], batch_size: int
+) -> tuple[dict[bytes, np.ndarray], dict[bytes, str]]:
     """Vectors by content hash, and errors for the texts that could not be embedded: when the
     batch fails, its texts are tried one by one, so one bad text fails alone."""
+
     def checked(h: bytes, v: np.ndarray, vectors: dict, failed: dict) -> None:
         # pgvector refuses NaN and infinity: the batch's UPDATE would fail for all of them.
         if np.all(np.isfinite(v)):
@@ -88,6 +90,7 @@ def _embed_isolated(embedder: Embedder, todo: dict[bytes, str],
 def _store(conn: psycopg.Connection, rows: list[tuple], vectors: dict[bytes, np.ndarray]) -> dict[int, str]:
     """Write the vectors; returns {row index: error} for rows the database refused (each row
     then goes in on its own, under a savepoint, so the others are kept)."""
+
     def params(part: list[tuple]) -> tuple:
         return [r[0] for r in part], [r[1] for r in part], [vectors[bytes(r[5])] for r in part]
 
@@ -107,8 +110,14 @@ def _store(conn: psycopg.Connection, rows: list[tuple], vectors: dict[bytes, np.
     return refused
 
 
-def embed_pending(*, conn: psycopg.Connection, embedder: Embedder, batch_size: int = 64, max_attempts: int = 5,
-                  retry_base_s: float = 5.0) -> int:
+def embed_pending(
+    *,
+    conn: psycopg.Connection,
+    embedder: Embedder,
+    batch_size: int = 64,
+    max_attempts: int = 5,
+    retry_base_s: float = 5.0,
+) -> int:
     """Embed one batch of pending documents; returns how many it handled (embedded or failed).
 
     A document that fails is retried after retry_base_s, then twice as long each time, and
@@ -144,9 +153,17 @@ def embed_pending(*, conn: psycopg.Connection, embedder: Embedder, batch_size: i
         if stored:
             conn.execute(_CLEARED, ([r[0] for r in stored], [r[1] for r in stored]))
         if bad:
-            conn.execute(_FAILED, {"projects": [r[0] for r, _ in bad], "ids": [r[1] for r, _ in bad],
-                                   "errors": [e for _, e in bad], "base": float(retry_base_s),
-                                   "cap": MAX_RETRY_S, "max": max_attempts})
+            conn.execute(
+                _FAILED,
+                {
+                    "projects": [r[0] for r, _ in bad],
+                    "ids": [r[1] for r, _ in bad],
+                    "errors": [e for _, e in bad],
+                    "base": float(retry_base_s),
+                    "cap": MAX_RETRY_S,
+                    "max": max_attempts,
+                },
+            )
             for r, e in bad:
                 log.warning("embed: document %s of project %s failed: %s", r[1], r[0], e)
     return len(rows)
@@ -155,8 +172,9 @@ def embed_pending(*, conn: psycopg.Connection, embedder: Embedder, batch_size: i
 def retry_failed(*, conn: psycopg.Connection, project_id: str | None = None) -> int:
     """Put skipped and backing-off documents back in the queue (after fixing what failed them);
     returns how many."""
-    return conn.execute("DELETE FROM embed_failures WHERE %(p)s::text IS NULL OR project_id = %(p)s",
-                        {"p": project_id}).rowcount
+    return conn.execute(
+        "DELETE FROM embed_failures WHERE %(p)s::text IS NULL OR project_id = %(p)s", {"p": project_id}
+    ).rowcount
 
 
 # A document counts as pending unless its embedding failed for good (skipped).
@@ -179,5 +197,9 @@ def queue_depth(*, conn: psycopg.Connection) -> dict[str, float]:
         "    WHERE d.embedding IS NULL AND d.kind = 'event' AND " + NOT_SKIPPED + "),"
         "   (SELECT min(updated_at) FROM sessions WHERE dirty))), 0)"
     ).fetchone()
-    return {"pending_documents": pending, "failed_documents": failed, "dirty_sessions": dirty,
-            "freshness_lag_seconds": max(0.0, float(lag))}
+    return {
+        "pending_documents": pending,
+        "failed_documents": failed,
+        "dirty_sessions": dirty,
+        "freshness_lag_seconds": max(0.0, float(lag)),
+    }

@@ -12,8 +12,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 HEADLINE_OPTIONS = (
-    "MaxWords=40, MinWords=12, ShortWord=2, MaxFragments=2, FragmentDelimiter=\" … \", "
-    "StartSel=<b>, StopSel=</b>"
+    'MaxWords=40, MinWords=12, ShortWord=2, MaxFragments=2, FragmentDelimiter=" … ", StartSel=<b>, StopSel=</b>'
 )
 SNIPPET_SOURCE_CHARS = 20_000
 
@@ -51,9 +50,15 @@ class SearchParams:
 
 def tuning(settings) -> dict:
     """The service's ranking settings as SearchParams fields (a request may override fusion)."""
-    return {"rrf_k": settings.rrf_k, "weight_vector": settings.weight_vector, "weight_text": settings.weight_text,
-            "bm25_k1": settings.bm25_k1, "bm25_b": settings.bm25_b, "text_pool": settings.text_pool,
-            "context_weight": settings.text_context_weight}
+    return {
+        "rrf_k": settings.rrf_k,
+        "weight_vector": settings.weight_vector,
+        "weight_text": settings.weight_text,
+        "bm25_k1": settings.bm25_k1,
+        "bm25_b": settings.bm25_b,
+        "text_pool": settings.text_pool,
+        "context_weight": settings.text_context_weight,
+    }
 
 
 def file_patterns(files: list[str]) -> list[str]:
@@ -82,8 +87,7 @@ _SNAPSHOT = """({0}.id <= %(max_id)s OR ({0}.kind = 'summary' AND EXISTS (
 def _narrowed(p: SearchParams) -> bool:
     """Whether a filter beyond the project applies (a page's snapshot leaves out only
     documents newer than the first page: not a filter that empties the top lists)."""
-    return bool(p.session_id is not None or p.types or p.kinds or p.since is not None or p.until is not None
-                or p.files)
+    return bool(p.session_id is not None or p.types or p.kinds or p.since is not None or p.until is not None or p.files)
 
 
 def _filters(alias: str, p: SearchParams) -> sql.Composable:
@@ -100,7 +104,11 @@ def _filters(alias: str, p: SearchParams) -> sql.Composable:
     if p.until is not None:
         parts.append(sql.SQL("{}.ts <= %(until)s").format(a))
     if p.files:
-        parts.append(sql.SQL("EXISTS (SELECT 1 FROM unnest({}.files) AS f(path) WHERE f.path LIKE ANY(%(file_patterns)s))").format(a))
+        parts.append(
+            sql.SQL(
+                "EXISTS (SELECT 1 FROM unnest({}.files) AS f(path) WHERE f.path LIKE ANY(%(file_patterns)s))"
+            ).format(a)
+        )
     if p.max_id is not None:
         parts.append(sql.SQL(_SNAPSHOT).format(a))
     return sql.SQL(" AND ").join(parts)
@@ -282,7 +290,8 @@ def _text_arm(p: SearchParams, warm: sql.Composable, hot: sql.Composable) -> sql
         warm_rows = sql.SQL("(SELECT id, tsv, tlen, false AS hot, true AS keep FROM twarm)")
         fallback = sql.SQL(_FALLBACK if narrowed else _NO_LISTS)
         warm_rows = sql.SQL("{} UNION ALL {}").format(
-            warm_rows, sql.SQL(_TEXT_MATCHES).format(warm_filters=warm, fallback=fallback))
+            warm_rows, sql.SQL(_TEXT_MATCHES).format(warm_filters=warm, fallback=fallback)
+        )
     parts.append(sql.SQL(_TEXT_CANDIDATES).format(warm=warm_rows, hot_filters=hot))
     parts.append(sql.SQL(_TEXT_SCORE).format())
     return sql.Composed(parts)
@@ -292,8 +301,11 @@ def build_search_sql(p: SearchParams) -> sql.Composed:
     warm = _filters("w", p)
     hot = _filters("d", p)
     ctes = [sql.SQL("qry AS (SELECT ctxsearch_query(%(query)s) AS tq)")]
-    ctes.append(sql.SQL(_VECTOR_ARM if p.mode in ("hybrid", "vector") else _EMPTY_VECTOR_ARM)
-                .format(warm_filters=warm, hot_filters=hot))
+    ctes.append(
+        sql.SQL(_VECTOR_ARM if p.mode in ("hybrid", "vector") else _EMPTY_VECTOR_ARM).format(
+            warm_filters=warm, hot_filters=hot
+        )
+    )
     if p.mode in ("hybrid", "text"):
         ctes.append(_text_arm(p, warm, hot))
     else:
@@ -304,8 +316,9 @@ def build_search_sql(p: SearchParams) -> sql.Composed:
         exclude.append(sql.SQL("id <> ALL(%(exclude_ids)s)"))
     if p.exclude_summaries:
         exclude.append(sql.SQL(_SEEN_SUMMARY))
-    final = sql.SQL(_FINAL).format(snippet_chars=sql.Literal(SNIPPET_SOURCE_CHARS),
-                                   exclude=sql.SQL(" AND ").join(exclude))
+    final = sql.SQL(_FINAL).format(
+        snippet_chars=sql.Literal(SNIPPET_SOURCE_CHARS), exclude=sql.SQL(" AND ").join(exclude)
+    )
     return sql.SQL("WITH {} {}").format(sql.SQL(",").join(ctes), final)
 
 

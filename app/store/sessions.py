@@ -28,15 +28,23 @@ def _condensed(events: list[SessionEvent], n_key_events: int, summary_max_chars:
     keys = key_events(events, n_key_events)
     summary = extract_summary(events, metrics, keys, summary_max_chars)
     key_json = [
-        {"id": e.id, "timestamp": e.ts.isoformat(), "type": e.type, "tool": e.tool, "files": e.files,
-         "content": e.content[:2000], "importance": e.importance}
+        {
+            "id": e.id,
+            "timestamp": e.ts.isoformat(),
+            "type": e.type,
+            "tool": e.tool,
+            "files": e.files,
+            "content": e.content[:2000],
+            "importance": e.importance,
+        }
         for e in keys
     ]
     return {"metrics": metrics, "key_events": key_json, "summary": summary}
 
 
-def condense_session(*, conn: psycopg.Connection, project_id: str, session_id: str, n_key_events: int = 10,
-                     summary_max_chars: int = 1500) -> bool:
+def condense_session(
+    *, conn: psycopg.Connection, project_id: str, session_id: str, n_key_events: int = 10, summary_max_chars: int = 1500
+) -> bool:
     """Recompute a session's metrics, key events and summary document. Call inside a transaction."""
     events = _load_events(conn, project_id, session_id)
     if not events:
@@ -52,8 +60,14 @@ def condense_session(*, conn: psycopg.Connection, project_id: str, session_id: s
     agent_summary = row[0] if row else None
     files = [f["path"] for f in metrics["top_files"][:20]]
     if agent_summary or len(events) > 1:
-        write_summary_document(conn=conn, project_id=project_id, session_id=session_id,
-                               summary=agent_summary or summary, files=files, ts=events[-1].ts)
+        write_summary_document(
+            conn=conn,
+            project_id=project_id,
+            session_id=session_id,
+            summary=agent_summary or summary,
+            files=files,
+            ts=events[-1].ts,
+        )
     else:
         # A one-event session's extracted summary only restates its event: indexing it would
         # put the same answer in the results twice.
@@ -61,8 +75,14 @@ def condense_session(*, conn: psycopg.Connection, project_id: str, session_id: s
     return True
 
 
-def condense_dirty(*, conn: psycopg.Connection, n_key_events: int = 10, summary_max_chars: int = 1500,
-                   batch: int = 20, settle_s: float = 0.3) -> int:
+def condense_dirty(
+    *,
+    conn: psycopg.Connection,
+    n_key_events: int = 10,
+    summary_max_chars: int = 1500,
+    batch: int = 20,
+    settle_s: float = 0.3,
+) -> int:
     """Condense sessions changed since their last condense; several workers may share the queue.
 
     One transaction per session, so that ingest into a session waits at most for its own condense.
@@ -79,25 +99,34 @@ def condense_dirty(*, conn: psycopg.Connection, n_key_events: int = 10, summary_
             ).fetchone()
             if row is None:
                 break
-            condense_session(conn=conn, project_id=row[0], session_id=row[1],
-                             n_key_events=n_key_events, summary_max_chars=summary_max_chars)
+            condense_session(
+                conn=conn,
+                project_id=row[0],
+                session_id=row[1],
+                n_key_events=n_key_events,
+                summary_max_chars=summary_max_chars,
+            )
             done += 1
     return done
 
 
-_SESSION_COLUMNS = ("SELECT project_id, session_id, started_at, ended_at, event_count, metrics, key_events,"
-                    " summary, agent_summary, condensed_at, dirty FROM sessions")
+_SESSION_COLUMNS = (
+    "SELECT project_id, session_id, started_at, ended_at, event_count, metrics, key_events,"
+    " summary, agent_summary, condensed_at, dirty FROM sessions"
+)
 
 
 def get_session(*, conn: psycopg.Connection, project_id: str, session_id: str) -> dict | None:
     """The session row as last condensed."""
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(_SESSION_COLUMNS + " WHERE project_id = %s AND session_id = %s",
-                           (project_id, session_id)).fetchone()
+        return cur.execute(
+            _SESSION_COLUMNS + " WHERE project_id = %s AND session_id = %s", (project_id, session_id)
+        ).fetchone()
 
 
-def read_session(*, conn: psycopg.Connection, project_id: str, session_id: str, n_key_events: int = 10,
-                 summary_max_chars: int = 1500) -> dict | None:
+def read_session(
+    *, conn: psycopg.Connection, project_id: str, session_id: str, n_key_events: int = 10, summary_max_chars: int = 1500
+) -> dict | None:
     """The session as it is now, without writing: a session changed since its last condense
     (or never condensed) has its metrics, key events and summary computed from its events in
     memory, so that a read can go to a replica and never waits for a lock."""
@@ -106,8 +135,12 @@ def read_session(*, conn: psycopg.Connection, project_id: str, session_id: str, 
         return row
     events = _load_events(conn, project_id, session_id)
     if events:
-        row.update(_condensed(events, n_key_events, summary_max_chars), started_at=events[0].ts,
-                   ended_at=events[-1].ts, event_count=len(events))
+        row.update(
+            _condensed(events, n_key_events, summary_max_chars),
+            started_at=events[0].ts,
+            ended_at=events[-1].ts,
+            event_count=len(events),
+        )
     return row
 
 
@@ -117,6 +150,7 @@ def dirty_sessions(*, conn: psycopg.Connection) -> int:
 
 
 def is_dirty(*, conn: psycopg.Connection, project_id: str, session_id: str) -> bool:
-    r = conn.execute("SELECT dirty FROM sessions WHERE project_id = %s AND session_id = %s",
-                     (project_id, session_id)).fetchone()
+    r = conn.execute(
+        "SELECT dirty FROM sessions WHERE project_id = %s AND session_id = %s", (project_id, session_id)
+    ).fetchone()
     return bool(r and r[0])

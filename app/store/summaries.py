@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psycopg
 
-from ctxsearch.store.locks import hold_tier_lock
 from ctxsearch.domain.documents import embed_text, search_title
 from ctxsearch.embeddings import content_hash
+from ctxsearch.store.locks import hold_tier_lock
 
 
 def summary_title(session_id: str) -> str:
     return f"Session {session_id}"
 
 
-def write_summary_document(*, conn: psycopg.Connection, project_id: str, session_id: str, summary: str,
-                           files: list[str], ts: datetime) -> None:
+def write_summary_document(
+    *, conn: psycopg.Connection, project_id: str, session_id: str, summary: str, files: list[str], ts: datetime
+) -> None:
     """Replace the session's summary document if its text changed (a new id puts it in the hot tier)."""
     title = summary_title(session_id)
     h = content_hash(embed_text(title, summary, "summary"))
@@ -58,7 +59,8 @@ def set_agent_summary(*, conn: psycopg.Connection, project_id: str, session_id: 
             " RETURNING ended_at, started_at, metrics",
             (project_id, session_id, summary),
         ).fetchone()
-        ts = row[0] or row[1] or datetime.now(timezone.utc)
+        ts = row[0] or row[1] or datetime.now(UTC)
         files = [f["path"] for f in (row[2] or {}).get("top_files", [])[:20]]
-        write_summary_document(conn=conn, project_id=project_id, session_id=session_id, summary=summary,
-                               files=files, ts=ts)
+        write_summary_document(
+            conn=conn, project_id=project_id, session_id=session_id, summary=summary, files=files, ts=ts
+        )

@@ -69,8 +69,7 @@ def tier_state(conn: psycopg.Connection) -> TierState:
     return TierState(gen, wm, warm, hot, float(age), bool(stale))
 
 
-def _locked_step(conn: psycopg.Connection, timeout_ms: int, step: Callable[[], T], *, deadline: float,
-                 what: str) -> T:
+def _locked_step(conn: psycopg.Connection, timeout_ms: int, step: Callable[[], T], *, deadline: float, what: str) -> T:
     """Run step in a transaction under lock_timeout; retry with jittered back-off while its locks are taken."""
     pause = 0.02
     while True:
@@ -86,8 +85,9 @@ def _locked_step(conn: psycopg.Connection, timeout_ms: int, step: Callable[[], T
             pause = min(pause * 2, 2.0)
 
 
-def rebuild_warm(*, conn: psycopg.Connection, settings: Settings,
-                 lock_wait_s: float = LOCK_WAIT_S) -> tuple[int, int, int, int | None]:
+def rebuild_warm(
+    *, conn: psycopg.Connection, settings: Settings, lock_wait_s: float = LOCK_WAIT_S
+) -> tuple[int, int, int, int | None]:
     """Build the next warm generation and swap it in; returns (generation, watermark, rows, lists).
 
     conn must be an idle autocommit connection: each step commits on its own. Raises
@@ -111,9 +111,13 @@ def _rebuild(conn: psycopg.Connection, s: Settings, deadline: float) -> tuple[in
     t0 = time.perf_counter()
     # Under the rebuild lock, a generation above the current one is what a failed rebuild left.
     drop_old_generations(conn, newer=True)
-    wm, epoch = _locked_step(conn, WATERMARK_LOCK_TIMEOUT_MS,
-                             lambda: conn.execute("SELECT * FROM ctxsearch_warm_watermark()").fetchone(),
-                             deadline=deadline, what="watermark")
+    wm, epoch = _locked_step(
+        conn,
+        WATERMARK_LOCK_TIMEOUT_MS,
+        lambda: conn.execute("SELECT * FROM ctxsearch_warm_watermark()").fetchone(),
+        deadline=deadline,
+        what="watermark",
+    )
     gen, version = conn.execute(
         "SELECT greatest(coalesce(max(g), 0), (SELECT generation FROM tier_state)) + 1, ctxsearch_warm_version()"
         " FROM ctxsearch_warm_generations() AS g"
@@ -123,8 +127,17 @@ def _rebuild(conn: psycopg.Connection, s: Settings, deadline: float) -> tuple[in
         conn.execute("SET LOCAL maintenance_work_mem = '1GB'")
         rows, lists, kind = conn.execute(
             "SELECT * FROM ctxsearch_build_warm(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (gen, wm, s.vector_index, s.ivfflat_min_rows, s.project_index_min_rows, s.text_top_docs,
-             float(s.bm25_k1), float(s.bm25_b), float(s.text_context_weight)),
+            (
+                gen,
+                wm,
+                s.vector_index,
+                s.ivfflat_min_rows,
+                s.project_index_min_rows,
+                s.text_top_docs,
+                float(s.bm25_k1),
+                float(s.bm25_b),
+                float(s.text_context_weight),
+            ),
         ).fetchone()
     try:
         rows = _swap(conn, gen, wm, epoch, rows, kind, lists, t0, version, deadline)
@@ -135,8 +148,18 @@ def _rebuild(conn: psycopg.Connection, s: Settings, deadline: float) -> tuple[in
     return gen, wm, rows, lists
 
 
-def _swap(conn: psycopg.Connection, gen: int, wm: int, epoch: int, rows: int, kind: str | None,
-          lists: int | None, t0: float, version: int, deadline: float) -> int:
+def _swap(
+    conn: psycopg.Connection,
+    gen: int,
+    wm: int,
+    epoch: int,
+    rows: int,
+    kind: str | None,
+    lists: int | None,
+    t0: float,
+    version: int,
+    deadline: float,
+) -> int:
     """Swap generation gen in; returns its row count (less what reconciling took out)."""
     while True:
         now_epoch = conn.execute("SELECT erase_epoch FROM tier_state").fetchone()[0]
@@ -146,9 +169,13 @@ def _swap(conn: psycopg.Connection, gen: int, wm: int, epoch: int, rows: int, ki
                 rows -= conn.execute("SELECT ctxsearch_warm_reconcile(%s)", (gen,)).fetchone()[0]
             epoch = now_epoch
         args = (gen, wm, epoch, rows, kind, lists, (time.perf_counter() - t0) * 1000, version)
-        if _locked_step(conn, SWAP_LOCK_TIMEOUT_MS, lambda a=args: conn.execute(
-                "SELECT ctxsearch_swap_warm(%s, %s, %s, %s, %s, %s, %s, %s)", a).fetchone()[0],
-                deadline=deadline, what="swap"):
+        if _locked_step(
+            conn,
+            SWAP_LOCK_TIMEOUT_MS,
+            lambda a=args: conn.execute("SELECT ctxsearch_swap_warm(%s, %s, %s, %s, %s, %s, %s, %s)", a).fetchone()[0],
+            deadline=deadline,
+            what="swap",
+        ):
             return rows
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -24,16 +24,22 @@ def _wait(cs: Client, project: str, timeout: float = 60) -> None:
 def test_every_endpoint_with_typed_results(live_url, project):
     with Client(live_url) as cs:
         assert cs.healthy() is True
-        typed = EventIn.model_validate(event(project, "s1", 1, "error", "KeyError: 'currency' in render_invoice",
-                                             files=["billing/invoice.py"]))
+        typed = EventIn.model_validate(
+            event(project, "s1", 1, "error", "KeyError: 'currency' in render_invoice", files=["billing/invoice.py"])
+        )
         plain = event(project, "s1", 2, "decision", "Default the currency to the account's own one")
         got = cs.record([typed, plain])
         assert got == IngestResponse(accepted=2, duplicates=0)
         assert cs.record([plain]).duplicates == 1
         _wait(cs, project)
 
-        page = cs.search("invoice fails on a missing currency", project_id=project, limit=1,
-                         since=datetime(2026, 1, 1, tzinfo=timezone.utc), types=["error", "decision"])
+        page = cs.search(
+            "invoice fails on a missing currency",
+            project_id=project,
+            limit=1,
+            since=datetime(2026, 1, 1, tzinfo=UTC),
+            types=["error", "decision"],
+        )
         assert isinstance(page, SearchResponse) and isinstance(page.results[0], SearchHit)
         assert page.results[0].id == "s1-1" and page.next_cursor
         every = list(cs.search_all("currency", project_id=project, limit=1))

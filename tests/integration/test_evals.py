@@ -67,10 +67,13 @@ def test_locomo_loader_maps_turns_to_message_events():
     assert two.relevant == {"D2:1": 1, "D2:3": 1} and two.sessions == {"session_2"} and two.category == "1"
 
 
-@pytest.mark.parametrize("bad, message", [
-    ("no-such-dataset", "no such dataset"),
-    (str(DATA), "without corpus.jsonl"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("no-such-dataset", "no such dataset"),
+        (str(DATA), "without corpus.jsonl"),
+    ],
+)
 def test_loader_errors_name_the_problem(bad, message):
     with pytest.raises(datasets.DatasetError, match=message):
         datasets.load(bad)
@@ -96,8 +99,14 @@ def test_runner_on_beir_through_the_service(service):
 def test_runner_on_locomo_reports_turn_session_and_category_recall(service):
     result = run(service, datasets.load(str(LOCOMO)), EvalOptions(modes=("hybrid", "bm25")))
     row = result["metrics"]["hybrid"]
-    assert set(row) == {"turn_recall@5", "turn_recall@10", "turn_recall@25",
-                        "session_recall@2", "session_recall@5", "session_recall@10"}
+    assert set(row) == {
+        "turn_recall@5",
+        "turn_recall@10",
+        "turn_recall@25",
+        "session_recall@2",
+        "session_recall@5",
+        "session_recall@10",
+    }
     assert row["turn_recall@5"] == 1.0 and row["session_recall@2"] == 1.0  # six turns, two sessions
     cats = result["per_category"]["hybrid"]
     assert set(cats) == {"1 multi-hop", "2 temporal", "4 single-hop"} and cats["4 single-hop"]["queries"] == 2
@@ -114,10 +123,15 @@ def test_cli_eval_json_and_report_in_its_own_database(settings, service, own_dat
             return conn.execute("SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM sessions)").fetchone()
 
     before = stored()
-    out = CliRunner().invoke(main, ["eval", str(BEIR), "--modes", "text,bm25", "--json", "--report",
-                                    str(tmp_path / "report")],
-                             env={"XDG_CACHE_HOME": str(own_data_dir), "CTXSEARCH_DATA_DIR": str(settings.data_dir),
-                                  "CTXSEARCH_MODEL_CACHE_DIR": str(settings.models_dir)})
+    out = CliRunner().invoke(
+        main,
+        ["eval", str(BEIR), "--modes", "text,bm25", "--json", "--report", str(tmp_path / "report")],
+        env={
+            "XDG_CACHE_HOME": str(own_data_dir),
+            "CTXSEARCH_DATA_DIR": str(settings.data_dir),
+            "CTXSEARCH_MODEL_CACHE_DIR": str(settings.models_dir),
+        },
+    )
     assert out.exit_code == 0, out.output
     result = json.loads(out.output)
     assert result["dataset"] == "beir-tiny" and result["split"] == "test" and result["modes"] == ["text", "bm25"]
@@ -136,11 +150,14 @@ def test_cli_eval_refuses_the_users_data_dir(tmp_path):
     assert not mine.exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["eval", "nowhere"], "no such dataset"),
-    (["eval", str(BEIR), "--modes", "text,magic"], "--modes"),
-    (["eval", str(BEIR), "--split", "dev"], "split 'dev'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["eval", "nowhere"], "no such dataset"),
+        (["eval", str(BEIR), "--modes", "text,magic"], "--modes"),
+        (["eval", str(BEIR), "--split", "dev"], "split 'dev'"),
+    ],
+)
 def test_cli_eval_usage_errors(args, message):
     out = CliRunner().invoke(main, args)
     assert out.exit_code == 2 and message in out.output and "Traceback" not in out.output
@@ -161,9 +178,16 @@ def _expected_bm25(conn, project: str, query: str, k1: float, b: float) -> dict[
     """Lucene's BM25 computed in Python from each document's stored lexemes."""
     docs = conn.execute(
         "SELECT event_id, (SELECT array_agg(ARRAY[u.lexeme, array_length(u.positions, 1)::text])"
-        " FROM unnest(tsv) u) FROM documents WHERE project_id = %s", (project,)).fetchall()
-    qterms = Counter(dict(conn.execute(
-        "SELECT lexeme, array_length(positions, 1) FROM unnest(to_tsvector('english', %s))", (query,)).fetchall()))
+        " FROM unnest(tsv) u) FROM documents WHERE project_id = %s",
+        (project,),
+    ).fetchall()
+    qterms = Counter(
+        dict(
+            conn.execute(
+                "SELECT lexeme, array_length(positions, 1) FROM unnest(to_tsvector('english', %s))", (query,)
+            ).fetchall()
+        )
+    )
     tf = {d: {lex: int(n) for lex, n in terms} for d, terms in docs}
     length = {d: sum(tf[d].values()) for d in tf}
     n_docs, avgdl = len(docs), sum(length.values()) / len(docs)
@@ -192,8 +216,10 @@ def test_text_arm_scores_okapi_bm25_in_both_tiers(client, service, settings, pro
     assert set(expected) == {"e0", "e2", "e4"}, expected
 
     def scores() -> dict[str, float]:
-        r = client.post("/v1/search", json={"query": query, "project_id": project, "mode": "text",
-                                             "explain": True, "kinds": ["event"]})
+        r = client.post(
+            "/v1/search",
+            json={"query": query, "project_id": project, "mode": "text", "explain": True, "kinds": ["event"]},
+        )
         return {h["id"]: h["scores"]["text"] for h in r.json()["results"]}
 
     hot = scores()  # a fresh project: statistics counted from the hot tier

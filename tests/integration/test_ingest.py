@@ -12,15 +12,15 @@ def test_retry_is_idempotent(client, project):
     batch = {"events": [event(project, "s1", i, content=f"step {i}") for i in range(5)]}
     first = client.post("/v1/events", json=batch)
     assert first.status_code == 202
-    assert first.json() == {"accepted": 5, "duplicates": 0}
+    assert first.json() == {"accepted": 5, "duplicates": 0, "redactions": 0}
 
     again = client.post("/v1/events", json=batch)
     assert again.status_code == 202
-    assert again.json() == {"accepted": 0, "duplicates": 5}
+    assert again.json() == {"accepted": 0, "duplicates": 5, "redactions": 0}
 
     # A batch overlapping the stored one stores only what is new.
     overlap = {"events": [event(project, "s1", i, content=f"step {i}") for i in range(3, 8)]}
-    assert client.post("/v1/events", json=overlap).json() == {"accepted": 3, "duplicates": 2}
+    assert client.post("/v1/events", json=overlap).json() == {"accepted": 3, "duplicates": 2, "redactions": 0}
 
     stats = client.get(f"/v1/projects/{project}/stats").json()
     assert stats["events"] == 8
@@ -30,7 +30,7 @@ def test_retry_is_idempotent(client, project):
 def test_duplicate_ids_within_one_batch(client, project):
     e = event(project, "s1", 1, content="once")
     r = client.post("/v1/events", json={"events": [e, dict(e), event(project, "s1", 2)]})
-    assert r.json() == {"accepted": 2, "duplicates": 1}
+    assert r.json() == {"accepted": 2, "duplicates": 1, "redactions": 0}
 
 
 def test_same_id_in_two_projects_is_two_events(client, project):
@@ -44,7 +44,7 @@ def test_events_without_ids_are_all_stored(client, project):
     evs = [event(project, "s", i, content="same text") for i in range(3)]
     for e in evs:
         e.pop("id")
-    assert client.post("/v1/events", json={"events": evs}).json() == {"accepted": 3, "duplicates": 0}
+    assert client.post("/v1/events", json={"events": evs}).json() == {"accepted": 3, "duplicates": 0, "redactions": 0}
 
 
 def test_payload_is_stored_compressed_and_round_trips(client, service, project):
@@ -109,17 +109,21 @@ def test_malformed_json_is_a_4xx(client):
 
 def test_events_are_embedded_with_the_event_before_them(client, service, project):
     """The previous event of the session (from the same batch or an earlier one) becomes the context."""
-    first = [event(project, "s1", 0, "message", "Which breed is the new puppy?"),
-             event(project, "s1", 2, "message", "A golden retriever."),
-             event(project, "s2", 1, "message", "Unrelated session opener")]
+    first = [
+        event(project, "s1", 0, "message", "Which breed is the new puppy?"),
+        event(project, "s1", 2, "message", "A golden retriever."),
+        event(project, "s2", 1, "message", "Unrelated session opener"),
+    ]
     assert client.post("/v1/events", json={"events": first}).status_code == 202
     later = [event(project, "s1", 3, "message", "She is three months old.")]
     assert client.post("/v1/events", json={"events": later}).status_code == 202
     with service.db.connection() as conn:
-        ctx = dict(conn.execute("SELECT event_id, context FROM documents WHERE project_id = %s AND kind = 'event'",
-                                (project,)).fetchall())
-    assert ctx == {"s1-0": None, "s1-2": "Which breed is the new puppy?", "s2-1": None,
-                   "s1-3": "A golden retriever."}
+        ctx = dict(
+            conn.execute(
+                "SELECT event_id, context FROM documents WHERE project_id = %s AND kind = 'event'", (project,)
+            ).fetchall()
+        )
+    assert ctx == {"s1-0": None, "s1-2": "Which breed is the new puppy?", "s2-1": None, "s1-3": "A golden retriever."}
 
 
 def test_payloads_compress_on_concurrent_request_threads():

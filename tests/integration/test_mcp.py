@@ -31,8 +31,14 @@ async def _exercise(client: Client, project: str) -> dict:
     assert "max_tokens" in listed["search_context"].input_schema["properties"]
 
     events = [
-        event(project, "mcp-1", 1, "error", "Webhook signature check fails: the clock on the worker drifted 7 minutes",
-              files=["hooks/verify.py"]),
+        event(
+            project,
+            "mcp-1",
+            1,
+            "error",
+            "Webhook signature check fails: the clock on the worker drifted 7 minutes",
+            files=["hooks/verify.py"],
+        ),
         event(project, "mcp-1", 2, "decision", "Run chrony on every worker and allow 5 minutes of skew"),
         event(project, "mcp-1", 3, "note", "Lunch order for the team offsite"),
     ]
@@ -40,18 +46,24 @@ async def _exercise(client: Client, project: str) -> dict:
     assert not recorded.is_error, recorded.content
     assert recorded.structured_content == {"accepted": 3, "duplicates": 0, "redactions": 0, "indexed": True}
 
-    found = await client.call_tool("search_context", {"query": "why are incoming webhook signatures rejected",
-                                                      "project_id": project, "limit": 2})
+    found = await client.call_tool(
+        "search_context", {"query": "why are incoming webhook signatures rejected", "project_id": project, "limit": 2}
+    )
     assert not found.is_error, found.content
     hits = found.structured_content["results"]
     assert hits[0]["id"] == "mcp-1-1" and hits[0]["session_id"] == "mcp-1"
 
-    budget = await client.call_tool("search_context", {"query": "clock skew", "project_id": project,
-                                                       "max_tokens": 120})
+    budget = await client.call_tool("search_context", {"query": "clock skew", "project_id": project, "max_tokens": 120})
     assert budget.structured_content["truncated"] is True and budget.structured_content["next_cursor"]
-    more = await client.call_tool("search_context", {"query": "clock skew", "project_id": project,
-                                                     "max_tokens": 120,
-                                                     "cursor": budget.structured_content["next_cursor"]})
+    more = await client.call_tool(
+        "search_context",
+        {
+            "query": "clock skew",
+            "project_id": project,
+            "max_tokens": 120,
+            "cursor": budget.structured_content["next_cursor"],
+        },
+    )
     assert not more.is_error and more.structured_content["results"]
     first_ids = {h["id"] for h in budget.structured_content["results"]}
     assert not first_ids & {h["id"] for h in more.structured_content["results"]}
@@ -101,8 +113,11 @@ def test_api_keys_limit_the_projects_tools_may_use(settings, service, project):
                 ]:
                     refused = await client.call_tool(name, args)
                     assert refused.is_error and "may not use project 'other-project'" in refused.content[0].text
-        r = httpx.post(f"{url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
-                       headers={"Accept": "application/json, text/event-stream"})
+        r = httpx.post(
+            f"{url}/mcp",
+            json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+            headers={"Accept": "application/json, text/event-stream"},
+        )
         assert r.status_code == 401
 
     with serving(create_app(keyed, service=service)) as url:
@@ -115,9 +130,15 @@ def test_stdio_beside_a_running_server(settings, live_url, project):
     if settings.database_url:
         pytest.skip("the shared data dir only matters for the embedded server")
     params = StdioServerParameters(
-        command=sys.executable, args=["-m", "ctxsearch", "mcp", "--data-dir", str(settings.data_dir)],
-        cwd=str(REPO), env={"HF_HUB_OFFLINE": "1", "CTXSEARCH_LOG_LEVEL": "WARNING",
-                            "CTXSEARCH_REFRESH_INTERVAL_S": "3600", "PYTHONPATH": str(REPO)},
+        command=sys.executable,
+        args=["-m", "ctxsearch", "mcp", "--data-dir", str(settings.data_dir)],
+        cwd=str(REPO),
+        env={
+            "HF_HUB_OFFLINE": "1",
+            "CTXSEARCH_LOG_LEVEL": "WARNING",
+            "CTXSEARCH_REFRESH_INTERVAL_S": "3600",
+            "PYTHONPATH": str(REPO),
+        },
     )
 
     async def run() -> None:
@@ -127,13 +148,26 @@ def test_stdio_beside_a_running_server(settings, live_url, project):
             async with httpx.AsyncClient(base_url=live_url) as http:
                 r = await http.post("/v1/search", json={"query": "chrony", "project_id": project, "limit": 1})
                 assert r.json()["results"][0]["id"] == "mcp-1-2"
-                r = await http.post("/v1/events", json={"events": [
-                    event(project, "http-1", 1, "commit", "Pin the payments SDK to 4.2 after the refund regression")]})
+                r = await http.post(
+                    "/v1/events",
+                    json={
+                        "events": [
+                            event(
+                                project,
+                                "http-1",
+                                1,
+                                "commit",
+                                "Pin the payments SDK to 4.2 after the refund regression",
+                            )
+                        ]
+                    },
+                )
                 assert r.status_code == 202
                 while (await http.get(f"/v1/projects/{project}/stats")).json()["pending"]:
                     await asyncio.sleep(0.1)
-            found = await client.call_tool("search_context", {"query": "refund regression", "project_id": project,
-                                                              "limit": 1})
+            found = await client.call_tool(
+                "search_context", {"query": "refund regression", "project_id": project, "limit": 1}
+            )
             assert found.structured_content["results"][0]["id"] == "http-1-1"
 
     asyncio.run(run())

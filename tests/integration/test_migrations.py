@@ -42,6 +42,7 @@ def fresh_migrations() -> list[str]:
 
 # -- databases ---------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def server_url(settings) -> Iterator[str]:
     """The session's PostgreSQL (embedded, or the opt-in container)."""
@@ -77,8 +78,9 @@ def new_db(server_url) -> Iterator[Callable[[], str]]:
 def build_legacy(url: str, files: list[Path] | None = None) -> None:
     """The previous release's runner: its files in order, recorded by name, no checksums."""
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE schema_migrations (version text PRIMARY KEY,"
-                     " applied_at timestamptz NOT NULL DEFAULT now())")
+        conn.execute(
+            "CREATE TABLE schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
         for path in files or sorted(LEGACY_DIR.glob("*.sql")):
             with conn.transaction():
                 conn.execute(path.read_text())
@@ -118,14 +120,23 @@ def legacy_ingest(url: str, project: str, session: str = "s1") -> None:
         register_vector(conn)
         context = None
         for n, ((event_id, type_, content), vec) in enumerate(zip(OLD_EVENTS, vectors, strict=True)):
-            row = {"project": project, "session": session, "id": event_id, "type": type_, "content": content,
-                   "ts": f"2026-10-01T10:00:{n:02d}Z", "hash": hashlib.sha256(content.encode()).digest(),
-                   "context": context, "vec": vec}
+            row = {
+                "project": project,
+                "session": session,
+                "id": event_id,
+                "type": type_,
+                "content": content,
+                "ts": f"2026-10-01T10:00:{n:02d}Z",
+                "hash": hashlib.sha256(content.encode()).digest(),
+                "context": context,
+                "vec": vec,
+            }
             conn.execute(_LEGACY_DOC, row)
             conn.execute(_LEGACY_EVENT, row)
             context = content
-        conn.execute(_LEGACY_SESSION, (project, session, "2026-10-01T10:00:00Z", "2026-10-01T10:00:03Z",
-                                       len(OLD_EVENTS)))
+        conn.execute(
+            _LEGACY_SESSION, (project, session, "2026-10-01T10:00:00Z", "2026-10-01T10:00:03Z", len(OLD_EVENTS))
+        )
         conn.execute("SELECT ctxsearch_rebuild_warm('ivfflat', 5000)")
 
 
@@ -143,8 +154,10 @@ def recorded(url: str) -> dict[str, str | None]:
 @contextmanager
 def running_service(url: str, settings: Settings) -> Iterator[Service]:
     """A Service on the database at url, started the way `ctxsearch serve` starts one."""
-    svc = Service.start(Settings(database_url=url, data_dir=settings.data_dir, refresh_interval_s=3600,
-                                 worker_poll_s=0.2), run_worker=True)
+    svc = Service.start(
+        Settings(database_url=url, data_dir=settings.data_dir, refresh_interval_s=3600, worker_poll_s=0.2),
+        run_worker=True,
+    )
     try:
         yield svc
     finally:
@@ -165,21 +178,28 @@ def every_search_variant(svc: Service, project: str, query: str) -> dict[tuple, 
             for fusion in ("rrf", "weighted"):
                 for types in (None, ["decision", "error", "note"]):
                     for exact in (False, True):
-                        p = SearchParams(query=query, project_id=project, mode=mode, fusion=fusion, types=types,
-                                         text_exact=exact)
+                        p = SearchParams(
+                            query=query, project_id=project, mode=mode, fusion=fusion, types=types, text_exact=exact
+                        )
                         out[(mode, fusion, bool(types), exact)] = [
-                            r["doc_id"] for r in search(conn=conn, params=p, query_vector=qvec)]
+                            r["doc_id"] for r in search(conn=conn, params=p, query_vector=qvec)
+                        ]
     return out
 
 
 # -- pg_dump -----------------------------------------------------------------
 
+
 def pg_dump(url: str) -> str:
     import pgserver
 
     binary = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pg_dump"
-    out = subprocess.run([str(binary), "--schema-only", "--no-owner", "--no-privileges", "-d", url],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [str(binary), "--schema-only", "--no-owner", "--no-privileges", "-d", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     # A generation's number is data (tier_state.generation), not schema.
     out = re.sub(r"\bwarm_(docs|text_stats|text_df|text_top)_\d+", r"warm_\1_N", out)
     return "\n".join(line for line in out.splitlines() if not line.startswith(("\\restrict", "\\unrestrict")))
@@ -230,6 +250,7 @@ def test_adopted_legacy_database_has_the_fresh_schema(new_db):
 
 # -- upgrading a database of the previous release ------------------------------
 
+
 def test_upgrade_from_the_legacy_chain_keeps_search_working(new_db, settings, project):
     url = new_db()
     build_legacy(url)
@@ -250,8 +271,14 @@ def test_upgrade_from_the_legacy_chain_keeps_search_working(new_db, settings, pr
         assert "old-4" in hits(svc, project, "which linter did we choose", "vector")[:2]
         assert hits(svc, project, "flake8", "text", types=["decision"]) == ["old-4"]
 
-        new = EventIn(id="new-1", project_id=project, session_id="s2", timestamp="2026-12-01T09:00:00Z",
-                      type="decision", content="Pin the grpcio wheel to 1.62 because 1.63 segfaults on Alpine")
+        new = EventIn(
+            id="new-1",
+            project_id=project,
+            session_id="s2",
+            timestamp="2026-12-01T09:00:00Z",
+            type="decision",
+            content="Pin the grpcio wheel to 1.62 because 1.63 segfaults on Alpine",
+        )
         assert svc.ingest([new]).accepted == 1
         assert hits(svc, project, "grpcio segfaults", "text")[0] == "new-1"
         assert svc.wait_embedded(project, 60)
@@ -301,8 +328,9 @@ def test_stale_generation_is_searched_and_rebuilt_in_the_background(new_db, sett
         assert state["warm_rows"] == len(OLD_EVENTS)
         with psycopg.connect(url) as conn:
             assert state["warm_version"] == conn.execute("SELECT ctxsearch_warm_version()").fetchone()[0]
-            assert conn.execute("SELECT count(*) FROM warm_text_top WHERE project_id = %s",
-                                (project,)).fetchone()[0] > 0
+            assert (
+                conn.execute("SELECT count(*) FROM warm_text_top WHERE project_id = %s", (project,)).fetchone()[0] > 0
+            )
             assert not conn.execute("SELECT ctxsearch_warm_stale()").fetchone()[0]
         for mode in ("text", "vector", "hybrid"):
             assert hits(svc, project, "memcached eviction storms", mode)[0] == "old-1", mode
@@ -320,6 +348,7 @@ def test_part_of_the_legacy_chain_is_refused(new_db):
 
 
 # -- checksums and repeatables -------------------------------------------------
+
 
 @pytest.fixture
 def sql_copy(tmp_path, monkeypatch) -> Path:
@@ -405,8 +434,10 @@ def test_changed_repeatable_is_reapplied(new_db, sql_copy):
     url = new_db()
     migrate(url)
     text = sql_copy / "repeatable" / "R__text.sql"
-    text.write_text(text.read_text() + "\nCREATE OR REPLACE FUNCTION ctxsearch_test_marker() RETURNS int"
-                                       " LANGUAGE sql IMMUTABLE AS $$ SELECT 42 $$;\n")
+    text.write_text(
+        text.read_text() + "\nCREATE OR REPLACE FUNCTION ctxsearch_test_marker() RETURNS int"
+        " LANGUAGE sql IMMUTABLE AS $$ SELECT 42 $$;\n"
+    )
     with psycopg.connect(url) as conn:
         assert pending_migrations(conn=conn) == ["R__text"]
     assert migrate(url) == ["R__text"]
@@ -417,5 +448,6 @@ def test_changed_repeatable_is_reapplied(new_db, sql_copy):
     assert migrate(url) == []
     # A new repeatable is applied too, after the others in name order.
     (sql_copy / "repeatable" / "R__zz_extra.sql").write_text(
-        "CREATE OR REPLACE FUNCTION ctxsearch_test_extra() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\n")
+        "CREATE OR REPLACE FUNCTION ctxsearch_test_extra() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\n"
+    )
     assert migrate(url) == ["R__zz_extra"]

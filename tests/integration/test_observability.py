@@ -18,8 +18,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def samples(text: str) -> dict[tuple[str, tuple], float]:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for fam in text_string_to_metric_families(text) for s in fam.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
 
 
 def test_metrics_cover_requests_ingest_queue_and_search(settings, service, project, wait_indexed):
@@ -39,8 +42,10 @@ def test_metrics_cover_requests_ingest_queue_and_search(settings, service, proje
     for mode in ("hybrid", "text"):
         assert m[("ctxsearch_search_duration_seconds_count", (("mode", mode),))] == 1
     # Latency by route template, not by raw path (bounded label values).
-    key = ("ctxsearch_http_request_duration_seconds_count",
-           (("method", "GET"), ("route", "/v1/projects/{project_id}/stats"), ("status", "200")))
+    key = (
+        "ctxsearch_http_request_duration_seconds_count",
+        (("method", "GET"), ("route", "/v1/projects/{project_id}/stats"), ("status", "200")),
+    )
     assert m[key] >= 1
     assert not any("nope" in str(labels) for _, labels in m)
     assert m[("ctxsearch_database_up", ())] == 1

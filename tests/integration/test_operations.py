@@ -7,12 +7,12 @@ import json
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from ctxsearch.http.app import create_app
 from ctxsearch.cli.main import main
 from ctxsearch.config import Settings
+from ctxsearch.http.app import create_app
+from ctxsearch.service.facade import Service
 from ctxsearch.store.db import Database
 from ctxsearch.store.migrations import migrate
-from ctxsearch.service.facade import Service
 from tests.conftest import event
 
 

@@ -18,8 +18,17 @@ TOPICS = [
 
 
 def _events(project: str, session: str, start: int, n: int) -> list[dict]:
-    return [event(project, session, i, "note", f"{TOPICS[i % len(TOPICS)]} (note {i} in {session})",
-                  files=[f"src/mod{i % 4}.py"]) for i in range(start, start + n)]
+    return [
+        event(
+            project,
+            session,
+            i,
+            "note",
+            f"{TOPICS[i % len(TOPICS)]} (note {i} in {session})",
+            files=[f"src/mod{i % 4}.py"],
+        )
+        for i in range(start, start + n)
+    ]
 
 
 @pytest.fixture
@@ -64,8 +73,12 @@ def test_paging_is_stable_while_events_arrive(client, paged_project, wait_indexe
     first = client.post("/v1/search", json=body).json()
     # New events that match the query well: in a known session (its summary is rewritten)
     # and in a new one. Neither may appear in later pages, and nothing may be skipped.
-    fresh = [event(paged_project, "s1", 100 + i, "error", f"connection pool timeout again, attempt {i}") for i in range(3)]
-    fresh += [event(paged_project, "s3", 200 + i, "error", f"connection pool timeout in a new session {i}") for i in range(3)]
+    fresh = [
+        event(paged_project, "s1", 100 + i, "error", f"connection pool timeout again, attempt {i}") for i in range(3)
+    ]
+    fresh += [
+        event(paged_project, "s3", 200 + i, "error", f"connection pool timeout in a new session {i}") for i in range(3)
+    ]
     assert client.post("/v1/events", json={"events": fresh}).status_code == 202
     wait_indexed(paged_project)
     rest, _ = _all_pages(client, {**body, "cursor": first["next_cursor"]})
@@ -98,8 +111,9 @@ def test_a_foreign_cursor_is_refused(client, paged_project, change):
 def test_limit_and_budget_may_change_between_pages(client, paged_project):
     body = {"query": "csv export", "project_id": paged_project}
     first = client.post("/v1/search", json={**body, "limit": 3}).json()
-    second = client.post("/v1/search", json={**body, "limit": 7, "max_tokens": 2000,
-                                             "cursor": first["next_cursor"]}).json()
+    second = client.post(
+        "/v1/search", json={**body, "limit": 7, "max_tokens": 2000, "cursor": first["next_cursor"]}
+    ).json()
     assert len(first["results"]) == 3 and second["results"]
     assert not {h["id"] for h in first["results"]} & {h["id"] for h in second["results"]}
 
@@ -122,7 +136,9 @@ def test_budget_trims_and_drops_to_fit(client, service, paged_project, max_token
     # rank order is kept: the page is a prefix of the unbudgeted list
     assert [h["id"] for h in page["results"]] == [h["id"] for h in full["results"][: len(page["results"])]]
     # Only the last hit kept may be cut, and a cut snippet ends with an ellipsis and closes its tags.
-    cut = [got for got, want in zip(page["results"], full["results"], strict=False) if got["snippet"] != want["snippet"]]
+    cut = [
+        got for got, want in zip(page["results"], full["results"], strict=False) if got["snippet"] != want["snippet"]
+    ]
     assert [h["id"] for h in cut] == ([page["results"][-1]["id"]] if ends_cut else []), cut
     for hit in cut:
         assert hit["snippet"].endswith("…") and hit["snippet"].count("<b>") == hit["snippet"].count("</b>")
@@ -154,28 +170,48 @@ def test_a_budget_that_fits_everything_changes_nothing(client, paged_project):
 
 
 def test_get_search_for_editor_plugins(client, paged_project):
-    r = client.get("/v1/search", params={"q": "flaky payment test", "project_id": paged_project, "limit": 2,
-                                          "types": ["note"], "files": ["src/"]})
+    r = client.get(
+        "/v1/search",
+        params={
+            "q": "flaky payment test",
+            "project_id": paged_project,
+            "limit": 2,
+            "types": ["note"],
+            "files": ["src/"],
+        },
+    )
     assert r.status_code == 200, r.text
     page = r.json()
     assert len(page["results"]) == 2 and page["next_cursor"]
-    nxt = client.get("/v1/search", params={"q": "flaky payment test", "project_id": paged_project, "limit": 2,
-                                            "types": ["note"], "files": ["src/"], "cursor": page["next_cursor"]})
+    nxt = client.get(
+        "/v1/search",
+        params={
+            "q": "flaky payment test",
+            "project_id": paged_project,
+            "limit": 2,
+            "types": ["note"],
+            "files": ["src/"],
+            "cursor": page["next_cursor"],
+        },
+    )
     assert nxt.status_code == 200
     assert not {h["id"] for h in page["results"]} & {h["id"] for h in nxt.json()["results"]}
 
 
-@pytest.mark.parametrize("params, field", [
-    ({"project_id": "p"}, "q"),
-    ({"q": " ", "project_id": "p"}, "q"),
-    ({"q": "x"}, "project_id"),
-    ({"q": "x", "project_id": "p", "limit": 0}, "limit"),
-    ({"q": "x", "project_id": "p", "max_tokens": 0}, "max_tokens"),
-    ({"q": "x", "project_id": "p", "types": ["bogus"]}, "types[0]"),
-    ({"q": "x", "project_id": "p", "mode": "fuzzy"}, "mode"),
-    ({"q": "x", "project_id": "p", "since": "yesterday"}, "since"),
-    ({"q": "x", "project_id": "p", "since": "2026-11-21T00:00:00Z", "until": "2026-11-20T00:00:00Z"}, "since"),
-])
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"project_id": "p"}, "q"),
+        ({"q": " ", "project_id": "p"}, "q"),
+        ({"q": "x"}, "project_id"),
+        ({"q": "x", "project_id": "p", "limit": 0}, "limit"),
+        ({"q": "x", "project_id": "p", "max_tokens": 0}, "max_tokens"),
+        ({"q": "x", "project_id": "p", "types": ["bogus"]}, "types[0]"),
+        ({"q": "x", "project_id": "p", "mode": "fuzzy"}, "mode"),
+        ({"q": "x", "project_id": "p", "since": "yesterday"}, "since"),
+        ({"q": "x", "project_id": "p", "since": "2026-11-21T00:00:00Z", "until": "2026-11-20T00:00:00Z"}, "since"),
+    ],
+)
 def test_get_search_names_the_bad_parameter(client, params, field):
     r = client.get("/v1/search", params=params)
     assert r.status_code == 422
@@ -196,7 +232,17 @@ def test_cli_search_pages_with_a_budget(settings, service, paged_project):
 
     runner = CliRunner()
     env = {"CTXSEARCH_DATA_DIR": str(settings.data_dir)}
-    args = ["search", "flaky payment test", "--project", paged_project, "--limit", "3", "--max-tokens", "2000", "--json"]
+    args = [
+        "search",
+        "flaky payment test",
+        "--project",
+        paged_project,
+        "--limit",
+        "3",
+        "--max-tokens",
+        "2000",
+        "--json",
+    ]
     first = runner.invoke(main, args, env=env)
     assert first.exit_code == 0, first.output
     cursor = first.stderr.split("--cursor ")[1].split()[0]

@@ -51,23 +51,33 @@ def paused_worker(service):
 
 
 def failure(conn, project: str, doc_id: int) -> dict | None:
-    row = conn.execute("SELECT attempts, last_error, extract(epoch FROM next_attempt_at - now()), skipped_at"
-                       " FROM embed_failures WHERE project_id = %s AND id = %s", (project, doc_id)).fetchone()
+    row = conn.execute(
+        "SELECT attempts, last_error, extract(epoch FROM next_attempt_at - now()), skipped_at"
+        " FROM embed_failures WHERE project_id = %s AND id = %s",
+        (project, doc_id),
+    ).fetchone()
     return None if row is None else {"attempts": row[0], "error": row[1], "wait_s": float(row[2]), "skipped": row[3]}
 
 
 def doc_id(conn, project: str, event_id: str) -> int:
-    return conn.execute("SELECT id FROM documents WHERE project_id = %s AND event_id = %s",
-                        (project, event_id)).fetchone()[0]
+    return conn.execute(
+        "SELECT id FROM documents WHERE project_id = %s AND event_id = %s", (project, event_id)
+    ).fetchone()[0]
 
 
 def embedded(conn, project: str) -> dict[str, bool]:
-    return dict(conn.execute("SELECT coalesce(event_id, 'summary:' || session_id), embedding IS NOT NULL"
-                             " FROM documents WHERE project_id = %s", (project,)).fetchall())
+    return dict(
+        conn.execute(
+            "SELECT coalesce(event_id, 'summary:' || session_id), embedding IS NOT NULL"
+            " FROM documents WHERE project_id = %s",
+            (project,),
+        ).fetchall()
+    )
 
 
-def test_a_failing_document_is_isolated_retried_with_back_off_then_skipped(client, service, settings, project,
-                                                                             paused_worker, wait_indexed):
+def test_a_failing_document_is_isolated_retried_with_back_off_then_skipped(
+    client, service, settings, project, paused_worker, wait_indexed
+):
     marker = f"poison{uuid.uuid4().hex[:8]}"
     s = settings.model_copy(update={"embed_max_attempts": 3, "embed_retry_base_s": 30.0})
     embedder = PoisonedEmbedder(service.worker.embedder, marker)
@@ -127,11 +137,17 @@ def test_a_failing_document_is_isolated_retried_with_back_off_then_skipped(clien
         gen, watermark, _, _ = rebuild_warm(conn=conn, settings=s)
         assert watermark > bad and tier_state(conn).watermark == watermark
         warm = {r[0] for r in conn.execute("SELECT id FROM warm_docs WHERE project_id = %s", (project,))}
-        docs = {r[0] for r in conn.execute("SELECT id FROM documents WHERE project_id = %s AND embedding IS NOT NULL"
-                                           " AND id <= %s", (project, watermark))}
+        docs = {
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM documents WHERE project_id = %s AND embedding IS NOT NULL AND id <= %s",
+                (project, watermark),
+            )
+        }
         assert bad not in warm and warm == docs and len(docs) >= 7
-    metrics = {s.name: s.value for fam in text_string_to_metric_families(client.get("/metrics").text)
-               for s in fam.samples}
+    metrics = {
+        s.name: s.value for fam in text_string_to_metric_families(client.get("/metrics").text) for s in fam.samples
+    }
     assert metrics["ctxsearch_failed_documents"] >= 1
     with service.db.connection() as conn:
         erase_project(conn=conn, project_id=project)

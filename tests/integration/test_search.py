@@ -14,12 +14,27 @@ from tests.conftest import event
 
 CORPUS = [
     # (session, type, content, files)
-    ("auth", "error", "psycopg.OperationalError: connection refused on port 5432 while running migrations", ["app/db.py"]),
-    ("auth", "decision", "Store API keys hashed with argon2 instead of plain SHA-256 so leaked dumps are useless", ["app/auth.py"]),
+    (
+        "auth",
+        "error",
+        "psycopg.OperationalError: connection refused on port 5432 while running migrations",
+        ["app/db.py"],
+    ),
+    (
+        "auth",
+        "decision",
+        "Store API keys hashed with argon2 instead of plain SHA-256 so leaked dumps are useless",
+        ["app/auth.py"],
+    ),
     ("auth", "file_edit", "Add rate limiter middleware keyed by API key with a token bucket", ["app/middleware.py"]),
     ("ui", "message", "The sidebar flickers whenever the window is resized on macOS", ["web/sidebar.tsx"]),
     ("ui", "decision", "Use CSS grid for the dashboard layout rather than absolute positioning", ["web/dashboard.css"]),
-    ("ui", "error", "TypeError: Cannot read properties of undefined (reading 'map') in renderWidgets", ["web/widgets.tsx"]),
+    (
+        "ui",
+        "error",
+        "TypeError: Cannot read properties of undefined (reading 'map') in renderWidgets",
+        ["web/widgets.tsx"],
+    ),
     ("perf", "note", "Profiling shows JSON serialisation dominates response time for large search payloads", []),
     ("perf", "decision", "Switch the response encoder to orjson to cut serialisation cost", ["app/api.py"]),
     ("perf", "test_run", "benchmark: p99 latency dropped from 180 ms to 45 ms after caching query embeddings", []),
@@ -46,10 +61,7 @@ QUERIES = [
 @pytest.fixture
 def corpus_project(client, wait_indexed):
     project = f"corpus-{uuid.uuid4().hex[:8]}"
-    evs = [
-        event(project, s, n, t, c, files=f, id=f"ev{n}")
-        for n, (s, t, c, f) in enumerate(CORPUS)
-    ]
+    evs = [event(project, s, n, t, c, files=f, id=f"ev{n}") for n, (s, t, c, f) in enumerate(CORPUS)]
     assert client.post("/v1/events", json={"events": evs}).status_code == 202
     wait_indexed(project)
     return project
@@ -74,15 +86,28 @@ def test_hybrid_beats_a_single_arm(search, corpus_project):
 
 @pytest.mark.parametrize("mode", ["hybrid", "vector", "text"])
 def test_each_mode_reports_its_arms(client, corpus_project, mode):
-    r = client.post("/v1/search", json={"query": "connection refused migrations", "project_id": corpus_project,
-                                         "mode": mode, "explain": True})
+    r = client.post(
+        "/v1/search",
+        json={"query": "connection refused migrations", "project_id": corpus_project, "mode": mode, "explain": True},
+    )
     assert r.status_code == 200
     body = r.json()
     assert body["mode"] == mode and body["took_ms"] > 0
     top = body["results"][0]
     assert top["id"] == "ev0"
-    assert set(top) >= {"id", "kind", "project_id", "session_id", "timestamp", "type", "title", "snippet",
-                        "files", "score", "ranks"}
+    assert set(top) >= {
+        "id",
+        "kind",
+        "project_id",
+        "session_id",
+        "timestamp",
+        "type",
+        "title",
+        "snippet",
+        "files",
+        "score",
+        "ranks",
+    }
     if mode == "vector":
         assert top["ranks"]["text"] is None and top["ranks"]["vector"] == 1
     if mode == "text":
@@ -118,8 +143,9 @@ def test_filters(search, corpus_project):
     by_folder = search(corpus_project, "change", files=["web/"], limit=50, kinds=["event"])
     assert {h["id"] for h in by_folder} == {"ev3", "ev4", "ev5"}
 
-    window = search(corpus_project, q, since="2026-11-20T10:00:03Z", until="2026-11-20T10:00:05Z",
-                    kinds=["event"], limit=50)
+    window = search(
+        corpus_project, q, since="2026-11-20T10:00:03Z", until="2026-11-20T10:00:05Z", kinds=["event"], limit=50
+    )
     assert {h["id"] for h in window} == {"ev3", "ev4", "ev5"}
 
     summaries = search(corpus_project, "dashboard layout", kinds=["summary"])
@@ -156,16 +182,18 @@ def test_new_events_are_searchable_by_text_and_vector_within_seconds(client, pro
     while time.monotonic() - t0 < 5.0 and None in found.values():
         for mode, q in (("text", token), ("vector", "index corruption after restart due to cache eviction")):
             if found[mode] is None:
-                hits = client.post("/v1/search", json={"query": q, "project_id": project, "mode": mode,
-                                                        "kinds": ["event"]}).json()["results"]
+                hits = client.post(
+                    "/v1/search", json={"query": q, "project_id": project, "mode": mode, "kinds": ["event"]}
+                ).json()["results"]
                 if hits and hits[0]["id"] == "f1":
                     found[mode] = time.monotonic() - t0
         time.sleep(0.05)
     assert None not in found.values(), f"not searchable within 5 s: {found}"
 
 
-def test_warm_tier_rebuild_keeps_results_and_hot_tier_covers_new_documents(client, service, search, wait_indexed,
-                                                                             corpus_project):
+def test_warm_tier_rebuild_keeps_results_and_hot_tier_covers_new_documents(
+    client, service, search, wait_indexed, corpus_project
+):
     before = [h["id"] for h in search(corpus_project, "connection refused", limit=5)]
     with service.db.connection() as conn:
         gen, watermark, rows, _ = rebuild_warm(conn=conn, settings=service.settings)
@@ -174,8 +202,12 @@ def test_warm_tier_rebuild_keeps_results_and_hot_tier_covers_new_documents(clien
     assert [h["id"] for h in search(corpus_project, "connection refused", limit=5)] == before
 
     # New documents are served by the hot tier; a replaced summary is not served twice.
-    client.post("/v1/events", json={"events": [event(corpus_project, "auth", 50, "note",
-                                                       "Rotated the hot-tier canary credential", id="hot1")]})
+    client.post(
+        "/v1/events",
+        json={
+            "events": [event(corpus_project, "auth", 50, "note", "Rotated the hot-tier canary credential", id="hot1")]
+        },
+    )
     wait_indexed(corpus_project)
     hits = search(corpus_project, "hot-tier canary credential", limit=20)
     assert hits[0]["id"] == "hot1"
@@ -219,37 +251,53 @@ def test_stopword_only_query_still_answers(search, corpus_project):
 
 
 def test_ivfflat_warm_tier_answers_like_an_exact_scan(service, search, corpus_project):
-    exact = {m: [h["id"] for h in search(corpus_project, "credentials and connection errors", mode=m, limit=8)]
-             for m in ("vector", "hybrid")}
+    exact = {
+        m: [h["id"] for h in search(corpus_project, "credentials and connection errors", mode=m, limit=8)]
+        for m in ("vector", "hybrid")
+    }
     assert all(len(ids) == 8 for ids in exact.values()), exact  # two empty lists would compare equal
     with service.db.connection() as conn:
         assert conn.execute("SHOW ivfflat.probes").fetchone()[0] == str(service.settings.ivfflat_probes)
         # Index every project, however small, so that this one is read through its own ivfflat index.
-        gen = rebuild_warm(conn=conn, settings=service.settings.model_copy(
-            update={"vector_index": "ivfflat", "project_index_min_rows": 1, "ivfflat_min_rows": 1}))[0]
+        gen = rebuild_warm(
+            conn=conn,
+            settings=service.settings.model_copy(
+                update={"vector_index": "ivfflat", "project_index_min_rows": 1, "ivfflat_min_rows": 1}
+            ),
+        )[0]
         assert conn.execute("SELECT index_kind FROM tier_state").fetchone()[0] == "ivfflat"
-        index = conn.execute("SELECT indexdef FROM pg_indexes WHERE tablename = %s AND indexdef LIKE %s",
-                             (f"warm_docs_{gen}", f"%ivfflat%{corpus_project}%")).fetchall()
+        index = conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = %s AND indexdef LIKE %s",
+            (f"warm_docs_{gen}", f"%ivfflat%{corpus_project}%"),
+        ).fetchall()
     assert len(index) == 1
     for mode, ids in exact.items():
         assert [h["id"] for h in search(corpus_project, "credentials and connection errors", mode=mode, limit=8)] == ids
 
 
-def test_text_top_lists_bound_candidates_and_filters_fall_back(client, service, settings, project, wait_indexed,
-                                                                search):
+def test_text_top_lists_bound_candidates_and_filters_fall_back(
+    client, service, settings, project, wait_indexed, search
+):
     # "widget" is in every event: short ones in sessions a and b, long ones in session c.
     filler = " ".join(f"word{i}" for i in range(30))
-    evs = [event(project, "a" if n % 2 else "b", n, "note", f"widget render {'widget ' * (n % 3)}", id=f"s{n}")
-           for n in range(20)]
+    evs = [
+        event(project, "a" if n % 2 else "b", n, "note", f"widget render {'widget ' * (n % 3)}", id=f"s{n}")
+        for n in range(20)
+    ]
     evs += [event(project, "c", 100 + n, "note", f"widget {filler} zephyr{n}", id=f"l{n}") for n in range(6)]
     assert client.post("/v1/events", json={"events": evs}).status_code == 202
     wait_indexed(project)
     try:
         with service.db.connection() as conn:
             rebuild_warm(conn=conn, settings=settings.model_copy(update={"text_top_docs": 5}))
-            lists = {lex: (n, df) for lex, n, df in conn.execute(
-                "SELECT t.lexeme, cardinality(t.ids), d.df FROM warm_text_top t"
-                " JOIN warm_text_df d USING (project_id, lexeme) WHERE project_id = %s", (project,))}
+            lists = {
+                lex: (n, df)
+                for lex, n, df in conn.execute(
+                    "SELECT t.lexeme, cardinality(t.ids), d.df FROM warm_text_top t"
+                    " JOIN warm_text_df d USING (project_id, lexeme) WHERE project_id = %s",
+                    (project,),
+                )
+            }
             assert lists["widget"] == (5, 29) and lists["render"][0] == 5  # common: cut to the best 5
             assert all(n == min(df, 5) for n, df in lists.values())  # rarer: every document
 

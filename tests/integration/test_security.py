@@ -37,11 +37,14 @@ def requests_for(project: str) -> list[tuple[str, str, dict]]:
     ]
 
 
-@pytest.mark.parametrize("headers,message", [
-    ({}, "missing API key"),
-    ({"Authorization": "Bearer not-a-key"}, "unknown API key"),
-    ({"Authorization": f"Basic {KEY_A}"}, "missing API key"),
-])
+@pytest.mark.parametrize(
+    "headers,message",
+    [
+        ({}, "missing API key"),
+        ({"Authorization": "Bearer not-a-key"}, "unknown API key"),
+        ({"Authorization": f"Basic {KEY_A}"}, "missing API key"),
+    ],
+)
 def test_every_route_needs_a_known_key(keyed, headers, message):
     for method, path, kw in requests_for("alpha"):
         r = keyed.request(method, path, headers=headers, **kw)
@@ -94,8 +97,9 @@ def test_check_project_helper_for_mcp_tools():
 
 
 def test_rate_limit_per_key_answers_429_with_retry_after(settings, service):
-    s = settings.model_copy(update={"api_keys": {KEY_A: ["alpha"], KEY_B: ["beta"]},
-                                    "rate_limit_per_s": 0.5, "rate_limit_burst": 3})
+    s = settings.model_copy(
+        update={"api_keys": {KEY_A: ["alpha"], KEY_B: ["beta"]}, "rate_limit_per_s": 0.5, "rate_limit_burst": 3}
+    )
     with TestClient(create_app(s, service=service)) as c:
         codes = [c.get("/v1/projects/alpha/stats", headers=auth(KEY_A)).status_code for _ in range(4)]
         assert codes == [200, 200, 200, 429]
@@ -122,28 +126,34 @@ def test_oversized_body_is_413_before_parsing(settings, service, project):
         assert c.get(f"/v1/projects/{project}/stats").json()["events"] == 0
 
 
-@pytest.mark.parametrize("body,status,needle", [
-    ({"query": "q" * 2001}, 422, "query: String should have at most 2000 characters"),
-    ({"limit": 101}, 422, "limit: Input should be less than or equal to 100"),
-    ({"limit": 0}, 422, "limit"),
-    ({"limit": "ten"}, 422, "limit"),
-    ({"since": "last tuesday"}, 422, "since"),
-    ({"mode": "psychic"}, 422, "mode"),
-    ({"project_id": ""}, 422, "project_id"),
-])
+@pytest.mark.parametrize(
+    "body,status,needle",
+    [
+        ({"query": "q" * 2001}, 422, "query: String should have at most 2000 characters"),
+        ({"limit": 101}, 422, "limit: Input should be less than or equal to 100"),
+        ({"limit": 0}, 422, "limit"),
+        ({"limit": "ten"}, 422, "limit"),
+        ({"since": "last tuesday"}, 422, "since"),
+        ({"mode": "psychic"}, 422, "mode"),
+        ({"project_id": ""}, 422, "project_id"),
+    ],
+)
 def test_search_limits_name_the_field(client, body, status, needle):
     r = client.post("/v1/search", json={"query": "x", "project_id": "p", **body})
     assert r.status_code == status, r.text
     assert needle in r.json()["error"]
 
 
-@pytest.mark.parametrize("change,status,needle", [
-    ({"payload": {"blob": "x" * 70_000}}, 413, "max_payload_bytes"),
-    ({"content": "x" * 100_001}, 413, "at most 100000 characters"),
-    ({"timestamp": "2026-13-45T99:00:00Z"}, 422, "timestamp"),
-    ({"timestamp": 12}, 422, "timestamp"),
-    ({"tokens": 1e300}, 422, "tokens"),
-])
+@pytest.mark.parametrize(
+    "change,status,needle",
+    [
+        ({"payload": {"blob": "x" * 70_000}}, 413, "max_payload_bytes"),
+        ({"content": "x" * 100_001}, 413, "at most 100000 characters"),
+        ({"timestamp": "2026-13-45T99:00:00Z"}, 422, "timestamp"),
+        ({"timestamp": 12}, 422, "timestamp"),
+        ({"tokens": 1e300}, 422, "tokens"),
+    ],
+)
 def test_event_limits_name_the_field(client, project, change, status, needle):
     r = client.post("/v1/events", json={"events": [{**event(project, "s", 1, content="x"), **change}]})
     assert r.status_code == status, r.text
@@ -157,8 +167,9 @@ def test_junk_bytes_are_a_4xx_not_a_traceback(client, raw):
     assert "error" in r.json() and "Traceback" not in r.text
 
 
-@pytest.mark.parametrize("path", ["/v1/sessions/s1?project_id=%00", "/v1/projects/a%00b/stats",
-                                  "/v1/sessions/%01?project_id=p"])
+@pytest.mark.parametrize(
+    "path", ["/v1/sessions/s1?project_id=%00", "/v1/projects/a%00b/stats", "/v1/sessions/%01?project_id=p"]
+)
 def test_control_characters_in_ids_are_refused(client, path):
     r = client.get(path)
     assert r.status_code == 422 and "must not contain control characters" in r.json()["error"]
@@ -183,8 +194,9 @@ def test_serve_refuses_a_public_address_without_keys(monkeypatch):
 
 def test_openapi_documents_every_refusal(client):
     paths = client.get("/openapi.json").json()["paths"]
-    operations = [(path, method, op) for path, ops in paths.items() if path.startswith("/v1")
-                  for method, op in ops.items()]
+    operations = [
+        (path, method, op) for path, ops in paths.items() if path.startswith("/v1") for method, op in ops.items()
+    ]
     # The loop below checks nothing if the routes moved away from /v1.
     assert {"/v1/events", "/v1/search", "/v1/sessions/{session_id}"} <= set(paths) and len(operations) >= 6
     for path, method, op in operations:

@@ -11,14 +11,40 @@ def _debugging_session(project: str, session: str = "s1") -> list[dict]:
     return [
         event(project, session, 0, "message", "Users report a 500 on checkout when the cart is empty; fix it."),
         event(project, session, 1, "tool_call", "grep -rn checkout src/", tool="bash"),
-        event(project, session, 2, "tool_call", "open src/shop/checkout.py", tool="read_file", files=["src/shop/checkout.py"]),
-        event(project, session, 3, "error", "ZeroDivisionError: division by zero in compute_average_price",
-              files=["src/shop/checkout.py"]),
-        event(project, session, 4, "decision",
-              "Decided to return an empty order summary for empty carts instead of computing averages, "
-              "because the payment provider rejects zero totals."),
-        event(project, session, 5, "file_edit", "Guard compute_average_price against empty carts",
-              files=["src/shop/checkout.py"], tokens=300),
+        event(
+            project,
+            session,
+            2,
+            "tool_call",
+            "open src/shop/checkout.py",
+            tool="read_file",
+            files=["src/shop/checkout.py"],
+        ),
+        event(
+            project,
+            session,
+            3,
+            "error",
+            "ZeroDivisionError: division by zero in compute_average_price",
+            files=["src/shop/checkout.py"],
+        ),
+        event(
+            project,
+            session,
+            4,
+            "decision",
+            "Decided to return an empty order summary for empty carts instead of computing averages, "
+            "because the payment provider rejects zero totals.",
+        ),
+        event(
+            project,
+            session,
+            5,
+            "file_edit",
+            "Guard compute_average_price against empty carts",
+            files=["src/shop/checkout.py"],
+            tokens=300,
+        ),
         event(project, session, 6, "test_run", "1 failed, 20 passed", tool="pytest", payload={"exit_code": 1}),
         event(project, session, 7, "file_edit", "Fix test fixture for empty cart", files=["tests/test_checkout.py"]),
         event(project, session, 8, "test_run", "21 passed", tool="pytest", payload={"exit_code": 0}),
@@ -57,8 +83,10 @@ def test_session_metrics_key_events_and_summary(client, project, wait_indexed):
 
 
 def test_key_events_are_capped(service, client, project, wait_indexed):
-    evs = [event(project, "long", i, "decision" if i % 3 == 0 else "note", f"point number {i} about caching")
-           for i in range(40)]
+    evs = [
+        event(project, "long", i, "decision" if i % 3 == 0 else "note", f"point number {i} about caching")
+        for i in range(40)
+    ]
     client.post("/v1/events", json={"events": evs})
     wait_indexed(project)
     s = client.get("/v1/sessions/long", params={"project_id": project}).json()
@@ -113,3 +141,21 @@ def test_test_outcome_reading():
     assert run_outcome("0 failed", None) is True
     assert run_outcome("== 12 passed in 0.3s ==", None) is True
     assert run_outcome("ran something", None) is None
+
+
+def test_reading_a_session_never_writes(client, service, project):
+    """A changed session is shown as it is now, computed in memory: a read can go to a
+    replica (read-only transactions) and never takes a writer's lock."""
+    from ctxsearch.store.sessions import read_session
+
+    evs = [event(project, "ro", i, "error" if i == 2 else "note", f"step {i} of the rollout") for i in range(4)]
+    assert client.post("/v1/events", json={"events": evs}).status_code == 202
+    with service.db.connection() as conn:
+        conn.execute("SET default_transaction_read_only = on")
+        try:
+            with conn.transaction():
+                row = read_session(conn=conn, project_id=project, session_id="ro", n_key_events=3)
+        finally:
+            conn.execute("RESET default_transaction_read_only")
+    assert row["event_count"] == 4 and row["metrics"]["errors"] == 1
+    assert len(row["key_events"]) == 3

@@ -29,8 +29,10 @@ def generations(conn: psycopg.Connection) -> list[int]:
 
 def swap_waiting(conn: psycopg.Connection) -> bool:
     """Whether someone waits for the ACCESS EXCLUSIVE lock on the warm view (a swap)."""
-    return conn.execute("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE relation = 'warm_docs'::regclass"
-                        " AND mode = 'AccessExclusiveLock' AND NOT granted)").fetchone()[0]
+    return conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE relation = 'warm_docs'::regclass"
+        " AND mode = 'AccessExclusiveLock' AND NOT granted)"
+    ).fetchone()[0]
 
 
 @pytest.fixture
@@ -127,15 +129,25 @@ def test_a_pooled_connection_comes_back_without_session_state(service, settings)
             conn.execute("SELECT pg_advisory_lock(4242), set_config('work_mem', '7MB', false)")
         with db.connection() as conn:
             assert conn.info.backend_pid == pid  # the same connection, handed out next
-            changed = conn.execute("SELECT name FROM pg_settings WHERE source = 'session'"
-                                   " AND name NOT IN ('plan_cache_mode', 'ivfflat.probes', 'hnsw.ef_search')").fetchall()
+            changed = conn.execute(
+                "SELECT name FROM pg_settings WHERE source = 'session'"
+                " AND name NOT IN ('plan_cache_mode', 'ivfflat.probes', 'hnsw.ef_search')"
+            ).fetchall()
             assert changed == []
-            assert conn.execute("SELECT source FROM pg_settings WHERE name = 'maintenance_work_mem'"
-                                ).fetchone()[0] != "session"
-            assert conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
-                                " AND pid = pg_backend_pid()").fetchone()[0] == 0
-            custom = conn.execute("SELECT current_setting('ctxsearch.project_index_min_rows', true),"
-                                  " current_setting('ctxsearch.text_top_docs', true)").fetchone()
+            assert (
+                conn.execute("SELECT source FROM pg_settings WHERE name = 'maintenance_work_mem'").fetchone()[0]
+                != "session"
+            )
+            assert (
+                conn.execute(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+                ).fetchone()[0]
+                == 0
+            )
+            custom = conn.execute(
+                "SELECT current_setting('ctxsearch.project_index_min_rows', true),"
+                " current_setting('ctxsearch.text_top_docs', true)"
+            ).fetchone()
             assert all(v in (None, "") for v in custom), custom
             # ...and the pool's own settings are there.
             assert conn.execute("SHOW plan_cache_mode").fetchone()[0] == "force_custom_plan"
@@ -170,15 +182,27 @@ def test_top_list_weights_are_the_scorers_with_the_configured_bm25(service, sett
     with service.db.connection() as conn:
         rebuild_warm(conn=conn, settings=s)
         for lexeme in ("gizmo", "sprocket", "filler3"):
-            ids, weights = conn.execute("SELECT ids, weights FROM warm_text_top WHERE project_id = %s AND lexeme = %s",
-                                        (bm25_project, lexeme)).fetchone()
+            ids, weights = conn.execute(
+                "SELECT ids, weights FROM warm_text_top WHERE project_id = %s AND lexeme = %s", (bm25_project, lexeme)
+            ).fetchone()
             idf = conn.execute(
                 "SELECT ctxsearch_idf(s.n_docs, d.df) FROM warm_text_stats s JOIN warm_text_df d USING (project_id)"
-                " WHERE project_id = %s AND d.lexeme = %s", (bm25_project, lexeme)).fetchone()[0]
-            params = SearchParams(query=lexeme, project_id=bm25_project, mode="text", limit=100, candidates=100,
-                                  text_exact=True, **tuning(s))
+                " WHERE project_id = %s AND d.lexeme = %s",
+                (bm25_project, lexeme),
+            ).fetchone()[0]
+            params = SearchParams(
+                query=lexeme,
+                project_id=bm25_project,
+                mode="text",
+                limit=100,
+                candidates=100,
+                text_exact=True,
+                **tuning(s),
+            )
             # A one-term query scores idf x the term's weight: the scorer's weight of each document.
-            scored = {r["doc_id"]: r["text_score"] / idf for r in run_search(conn=conn, params=params, query_vector=None)}
+            scored = {
+                r["doc_id"]: r["text_score"] / idf for r in run_search(conn=conn, params=params, query_vector=None)
+            }
             assert set(scored) == set(ids), lexeme
             for doc_id, w in zip(ids, weights, strict=True):
                 assert w == pytest.approx(scored[doc_id], rel=1e-5), (lexeme, doc_id)

@@ -47,9 +47,18 @@ def budget_project(client) -> str:
     import uuid
 
     project = f"budget-{uuid.uuid4().hex[:8]}"
-    evs = [event(project, f"s{n % 3}", n, "error", f"{TEXTS[n % len(TEXTS)]} (seen again in run {n}, see "
-                                                     f"src/module_{n}/handler_{n}.py::HandlerClass{n}.dispatch)",
-                 files=[f"src/module_{n}/handler_{n}.py"]) for n in range(16)]
+    evs = [
+        event(
+            project,
+            f"s{n % 3}",
+            n,
+            "error",
+            f"{TEXTS[n % len(TEXTS)]} (seen again in run {n}, see "
+            f"src/module_{n}/handler_{n}.py::HandlerClass{n}.dispatch)",
+            files=[f"src/module_{n}/handler_{n}.py"],
+        )
+        for n in range(16)
+    ]
     assert client.post("/v1/events", json={"events": evs}).status_code == 202
     deadline = time.monotonic() + 60
     while client.get(f"/v1/projects/{project}/stats").json()["pending"]:

@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from pgserver._commands import pg_ctl
 
 from ctxsearch.http.app import create_app
-from ctxsearch.store.db import connect_database
 from ctxsearch.service.facade import Service
+from ctxsearch.store.db import connect_database
 from tests.conftest import event
 
 
@@ -80,7 +80,8 @@ def test_database_outage_gives_503_and_recovers_by_itself(own_server, project):
         wait_until(lambda: c.get("/readyz").status_code == 200, 30, "readiness after the restart")
         assert c.post("/v1/events", json=more).status_code == 202
         stats = wait_until(
-            lambda: (s := c.get(f"/v1/projects/{project}/stats").json())["pending"] == 0 and s, 60,
+            lambda: (s := c.get(f"/v1/projects/{project}/stats").json())["pending"] == 0 and s,
+            60,
             "the worker to catch up",
         )
         assert stats["events"] == 8

@@ -11,8 +11,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 # Folder in the repository -> package name once installed (pyproject's package-dir).
-PACKAGES = {"app": "ctxsearch", "embeddings": "ctxsearch.embeddings", "evals": "ctxsearch.evals",
-            "bench": "ctxsearch.bench", "client": "ctxsearch.client"}
+PACKAGES = {
+    "app": "ctxsearch",
+    "embeddings": "ctxsearch.embeddings",
+    "evals": "ctxsearch.evals",
+    "bench": "ctxsearch.bench",
+    "client": "ctxsearch.client",
+}
 
 
 def _modules() -> dict[str, Path]:
@@ -52,18 +57,48 @@ GRAPH = {name: _imports(name, path) for name, path in MODULES.items()}
 
 # layer -> prefixes it must not import
 RULES = {
-    "ctxsearch.domain": ["ctxsearch.store", "ctxsearch.service", "ctxsearch.http", "ctxsearch.mcp", "ctxsearch.cli",
-                         "ctxsearch.capture", "ctxsearch.bench", "ctxsearch.evals"],
-    "ctxsearch.store": ["ctxsearch.service", "ctxsearch.http", "ctxsearch.mcp", "ctxsearch.cli", "ctxsearch.capture",
-                        "ctxsearch.bench", "ctxsearch.evals"],
+    "ctxsearch.domain": [
+        "ctxsearch.store",
+        "ctxsearch.service",
+        "ctxsearch.http",
+        "ctxsearch.mcp",
+        "ctxsearch.cli",
+        "ctxsearch.capture",
+        "ctxsearch.bench",
+        "ctxsearch.evals",
+    ],
+    "ctxsearch.store": [
+        "ctxsearch.service",
+        "ctxsearch.http",
+        "ctxsearch.mcp",
+        "ctxsearch.cli",
+        "ctxsearch.capture",
+        "ctxsearch.bench",
+        "ctxsearch.evals",
+    ],
     "ctxsearch.service": ["ctxsearch.http", "ctxsearch.mcp", "ctxsearch.cli", "ctxsearch.bench", "ctxsearch.evals"],
-    "ctxsearch.embeddings": ["ctxsearch.store", "ctxsearch.service", "ctxsearch.http", "ctxsearch.mcp",
-                             "ctxsearch.cli"],
+    "ctxsearch.embeddings": [
+        "ctxsearch.store",
+        "ctxsearch.service",
+        "ctxsearch.http",
+        "ctxsearch.mcp",
+        "ctxsearch.cli",
+    ],
     "ctxsearch.capture": ["ctxsearch.http", "ctxsearch.mcp", "ctxsearch.cli"],
     "ctxsearch.mcp": ["ctxsearch.http", "ctxsearch.cli"],
     "ctxsearch.http": ["ctxsearch.cli"],
-    "ctxsearch.client": [m for m in ("ctxsearch.store", "ctxsearch.service", "ctxsearch.http", "ctxsearch.mcp",
-                                     "ctxsearch.cli", "ctxsearch.embeddings", "ctxsearch.domain")],
+    "ctxsearch.client": [
+        m
+        for m in (
+            "ctxsearch.store",
+            "ctxsearch.service",
+            "ctxsearch.http",
+            "ctxsearch.mcp",
+            "ctxsearch.cli",
+            "ctxsearch.embeddings",
+            "ctxsearch.domain",
+        )
+    ],
 }
 
 
@@ -73,8 +108,13 @@ def _under(module: str, prefix: str) -> bool:
 
 @pytest.mark.parametrize("layer", sorted(RULES))
 def test_layer_imports_stay_inward(layer):
-    bad = [f"{m} imports {t}" for m, targets in GRAPH.items() if _under(m, layer)
-           for t in sorted(targets) if any(_under(t, p) for p in RULES[layer])]
+    bad = [
+        f"{m} imports {t}"
+        for m, targets in GRAPH.items()
+        if _under(m, layer)
+        for t in sorted(targets)
+        if any(_under(t, p) for p in RULES[layer])
+    ]
     assert not bad, "\n".join(bad)
 
 

@@ -57,13 +57,21 @@ def test_bench_embeddings_on_a_tiny_beir_folder(settings, service, tmp_path):
     from ctxsearch.cli.main import main
 
     (tmp_path / "qrels").mkdir()
-    docs = {"d1": "The mitochondria is the powerhouse of the cell", "d2": "Stripe webhooks need a signature check",
-            "d3": "Paris is the capital of France"}
-    (tmp_path / "corpus.jsonl").write_text("\n".join(json.dumps({"_id": k, "title": "", "text": v}) for k, v in docs.items()))
+    docs = {
+        "d1": "The mitochondria is the powerhouse of the cell",
+        "d2": "Stripe webhooks need a signature check",
+        "d3": "Paris is the capital of France",
+    }
+    (tmp_path / "corpus.jsonl").write_text(
+        "\n".join(json.dumps({"_id": k, "title": "", "text": v}) for k, v in docs.items())
+    )
     (tmp_path / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "what produces energy in cells"}))
     (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
-    r = CliRunner().invoke(main, ["bench-embeddings", str(tmp_path), "--backends", "onnx,onnx-int8"],
-                           env={"CTXSEARCH_MODEL_CACHE_DIR": str(settings.models_dir)})
+    r = CliRunner().invoke(
+        main,
+        ["bench-embeddings", str(tmp_path), "--backends", "onnx,onnx-int8"],
+        env={"CTXSEARCH_MODEL_CACHE_DIR": str(settings.models_dir)},
+    )
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["backends"]["onnx"]["ndcg_at_10"] == 1.0

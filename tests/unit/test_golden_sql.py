@@ -23,14 +23,23 @@ UPDATE = os.environ.get("CTXSEARCH_UPDATE_GOLDEN") == "1"
 WIDTH = 120
 
 _BASE = {"query": "connection refused", "project_id": "p"}
-_FILTERS = {"session_id": "s1", "types": ["error"], "kinds": ["event"], "files": ["app/"],
-            "since": datetime(2026, 1, 1, tzinfo=UTC), "until": datetime(2026, 2, 1, tzinfo=UTC)}
+_FILTERS = {
+    "session_id": "s1",
+    "types": ["error"],
+    "kinds": ["event"],
+    "files": ["app/"],
+    "since": datetime(2026, 1, 1, tzinfo=UTC),
+    "until": datetime(2026, 2, 1, tzinfo=UTC),
+}
 # A later page: the first page's snapshot, what it returned, and the exact text path.
 _CURSOR = {"max_id": 100, "exclude_ids": [1, 2], "exclude_summaries": ["s1"], "text_exact": True}
 
 VARIANTS: dict[str, SearchParams] = {
-    **{f"{mode}-{fusion}": SearchParams(**_BASE, mode=mode, fusion=fusion)
-       for mode in ("text", "vector", "hybrid") for fusion in ("rrf", "weighted")},
+    **{
+        f"{mode}-{fusion}": SearchParams(**_BASE, mode=mode, fusion=fusion)
+        for mode in ("text", "vector", "hybrid")
+        for fusion in ("rrf", "weighted")
+    },
     "hybrid-rrf-filtered": SearchParams(**_BASE, **_FILTERS),
     "hybrid-rrf-cursor-text-exact": SearchParams(**_BASE, **_CURSOR),
 }
@@ -79,8 +88,10 @@ def _describe(params: SearchParams) -> str:
 
 
 def golden_text(name: str) -> str:
-    header = (f"-- {name}: build_search_sql({_describe(VARIANTS[name])})\n"
-              f"-- Rendered by tests/unit/test_golden_sql.py; rewrite with CTXSEARCH_UPDATE_GOLDEN=1.\n")
+    header = (
+        f"-- {name}: build_search_sql({_describe(VARIANTS[name])})\n"
+        f"-- Rendered by tests/unit/test_golden_sql.py; rewrite with CTXSEARCH_UPDATE_GOLDEN=1.\n"
+    )
     return header + render(VARIANTS[name])
 
 
@@ -96,8 +107,11 @@ def test_search_sql_matches_its_golden_file(name):
     want = path.read_text()
     if got != want:
         diff = "".join(difflib.unified_diff(want.splitlines(True), got.splitlines(True), str(path), "rendered"))
-        pytest.fail(f"the {name} search SQL differs from {path}.\nIf the change is intended, rewrite the golden "
-                    f"files with CTXSEARCH_UPDATE_GOLDEN=1 and review the diff:\n{diff}", pytrace=False)
+        pytest.fail(
+            f"the {name} search SQL differs from {path}.\nIf the change is intended, rewrite the golden "
+            f"files with CTXSEARCH_UPDATE_GOLDEN=1 and review the diff:\n{diff}",
+            pytrace=False,
+        )
 
 
 def test_every_golden_file_is_a_variant():

@@ -9,13 +9,16 @@ import pytest
 from ctxsearch.store.db import safe_url
 
 
-@pytest.mark.parametrize("template, shown", [
-    ("postgresql://app:{pw}@db.internal:5433/ctx", "postgresql://app:***@db.internal:5433/ctx"),
-    ("postgres://app:{pw}@db.internal/ctx?sslmode=require", "postgresql://app:***@db.internal/ctx"),
-    ("host=db.internal port=5433 user=app password={pw} dbname=ctx", "postgresql://app:***@db.internal:5433/ctx"),
-    ("postgresql://app@db.internal/ctx?password={pw}", "postgresql://app:***@db.internal/ctx"),
-    ("postgresql:///ctx", "postgresql://localhost/ctx"),
-])
+@pytest.mark.parametrize(
+    "template, shown",
+    [
+        ("postgresql://app:{pw}@db.internal:5433/ctx", "postgresql://app:***@db.internal:5433/ctx"),
+        ("postgres://app:{pw}@db.internal/ctx?sslmode=require", "postgresql://app:***@db.internal/ctx"),
+        ("host=db.internal port=5433 user=app password={pw} dbname=ctx", "postgresql://app:***@db.internal:5433/ctx"),
+        ("postgresql://app@db.internal/ctx?password={pw}", "postgresql://app:***@db.internal/ctx"),
+        ("postgresql:///ctx", "postgresql://localhost/ctx"),
+    ],
+)
 def test_password_is_masked(template, shown):
     pw = secrets.token_urlsafe(12)
     out = safe_url(template.format(pw=pw))

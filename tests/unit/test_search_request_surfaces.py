@@ -25,16 +25,34 @@ FIELDS = set(SearchRequest.model_fields)
 
 # A value other than the default for every field: each surface must carry each one through.
 SAMPLE: dict[str, Any] = {
-    "query": "flaky payment test", "project_id": "proj-1", "session_id": "s1", "types": ["error", "decision"],
-    "files": ["src/", "pay.py"], "since": "2026-01-01T00:00:00Z", "until": "2026-02-01T00:00:00Z",
-    "kinds": ["event"], "limit": 7, "mode": "text", "explain": True, "fusion": "weighted", "rrf_k": 5,
-    "weights": {"vector": 0.5, "text": 2.5}, "max_tokens": 300, "cursor": "abc.def",
+    "query": "flaky payment test",
+    "project_id": "proj-1",
+    "session_id": "s1",
+    "types": ["error", "decision"],
+    "files": ["src/", "pay.py"],
+    "since": "2026-01-01T00:00:00Z",
+    "until": "2026-02-01T00:00:00Z",
+    "kinds": ["event"],
+    "limit": 7,
+    "mode": "text",
+    "explain": True,
+    "fusion": "weighted",
+    "rrf_k": 5,
+    "weights": {"vector": 0.5, "text": 2.5},
+    "max_tokens": 300,
+    "cursor": "abc.def",
 }
 
 # The documented names where a surface does not use the field's own.
 GET_NAMES = {"query": "q"}
-CLI_NAMES = {"project_id": "--project", "session_id": "--session", "types": "--type", "files": "--file",
-             "kinds": "--kind", "weights": "--weight"}
+CLI_NAMES = {
+    "project_id": "--project",
+    "session_id": "--session",
+    "types": "--type",
+    "files": "--file",
+    "kinds": "--kind",
+    "weights": "--weight",
+}
 
 
 def _covered(field: str, names: set[str], name: str, sep: str) -> bool:
@@ -103,8 +121,11 @@ def test_mcp_arguments_cover_every_field():
 
 def test_cli_options_cover_every_field():
     names = {o for p in main.commands["search"].params for o in [p.name, *p.opts]}
-    missing = [f for f in FIELDS if not _covered(f, names, CLI_NAMES.get(f, f if f == "query" else
-                                                                     "--" + f.replace("_", "-")), "-")]
+    missing = [
+        f
+        for f in FIELDS
+        if not _covered(f, names, CLI_NAMES.get(f, f if f == "query" else "--" + f.replace("_", "-")), "-")
+    ]
     assert not missing, f"`ctxsearch search` lacks {missing}"
 
 
@@ -160,13 +181,16 @@ def test_every_surface_builds_the_posted_request(app, recorder, monkeypatch):
     assert others == [posted] * 3, "GET, MCP or CLI built another request than POST"
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"weights.vector": "-1"}, "weights.vector: Input should be greater than or equal to 0"),
-    ({"weights.text": "lots"}, "weights.text: Input should be a valid number"),
-    ({"rrf_k": "0"}, "rrf_k: Input should be greater than or equal to 1"),
-    ({"fusion": "max"}, "fusion: Input should be 'rrf' or 'weighted'"),
-    ({"kinds": ["summary", "event", "event"]}, "kinds: List should have at most 2 items"),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"weights.vector": "-1"}, "weights.vector: Input should be greater than or equal to 0"),
+        ({"weights.text": "lots"}, "weights.text: Input should be a valid number"),
+        ({"rrf_k": "0"}, "rrf_k: Input should be greater than or equal to 1"),
+        ({"fusion": "max"}, "fusion: Input should be 'rrf' or 'weighted'"),
+        ({"kinds": ["summary", "event", "event"]}, "kinds: List should have at most 2 items"),
+    ],
+)
 def test_get_errors_name_the_parameter(app, params, message):
     with TestClient(app) as http:
         r = http.get("/v1/search", params={"q": "x", "project_id": "p", **params})

@@ -24,8 +24,9 @@ def readyz(service: ServiceDep):
     reason = service.readiness()
     if reason is None:
         return {"status": "ready"}
-    return JSONResponse(status_code=503, content={"status": "unavailable", "error": reason},
-                        headers={"Retry-After": "5"})
+    return JSONResponse(
+        status_code=503, content={"status": "unavailable", "error": reason}, headers={"Retry-After": "5"}
+    )
 
 
 @router.get("/metrics", response_class=Response)

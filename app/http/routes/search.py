@@ -90,10 +90,17 @@ def query_parameters() -> list[dict[str, Any]]:
         prop = _not_null(_inline(schema["properties"][name], defs))
         if _nested(field) is not None:
             # No default of their own: with neither given, the server's settings apply.
-            out += [_parameter(f"{_PUBLIC_NAMES.get(name, name)}.{sub}", {**{k: v for k, v in sub_schema.items() if k != "default"},
-                                                 "description": f"{sub_schema.get('description', '')} "
-                                                                f"{prop.get('description', '')}"}, False)
-                    for sub, sub_schema in prop["properties"].items()]
+            out += [
+                _parameter(
+                    f"{_PUBLIC_NAMES.get(name, name)}.{sub}",
+                    {
+                        **{k: v for k, v in sub_schema.items() if k != "default"},
+                        "description": f"{sub_schema.get('description', '')} {prop.get('description', '')}",
+                    },
+                    False,
+                )
+                for sub, sub_schema in prop["properties"].items()
+            ]
         else:
             out.append(_parameter(_PUBLIC_NAMES.get(name, name), prop, name in required))
     return out
