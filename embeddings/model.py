@@ -98,7 +98,10 @@ def export_onnx(cache_dir: Path, int8: bool) -> Path:
         # projection is a quarter of the weights); the embedding lookup, layer norms and the
         # attention scores stay fp32. Per-tensor weights were as fast but cost cosine (min 0.94).
         quantize_dynamic(
-            str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+            str(fp32),
+            str(tmp),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
             op_types_to_quantize=["MatMul", "Attention"],
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
@@ -130,17 +133,22 @@ def _export_fp32(dest: Path, tmp_suffix: str) -> None:
             self.inner = inner
 
         def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).last_hidden_state
+            return self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
 
     raw = dest.with_name("raw" + tmp_suffix + ".onnx")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _Hidden(model), tuple(sample[n] for n in names), str(raw), input_names=names,
+            _Hidden(model),
+            tuple(sample[n] for n in names),
+            str(raw),
+            input_names=names,
             output_names=["last_hidden_state"],
             dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "last_hidden_state"]},
-            opset_version=17, dynamo=False,
+            opset_version=17,
+            dynamo=False,
         )
     config = json.loads((path / "config.json").read_text())
     # Residual add + LayerNorm and bias + GELU stay separate ops: onnxruntime's CPU
@@ -150,9 +158,15 @@ def _export_fp32(dest: Path, tmp_suffix: str) -> None:
     options = FusionOptions("bert")
     options.enable_skip_layer_norm = False
     options.enable_bias_gelu = False
-    fused = optimizer.optimize_model(str(raw), model_type="bert", num_heads=config["num_attention_heads"],
-                                     hidden_size=config["hidden_size"], optimization_options=options,
-                                     opt_level=1, use_gpu=False)
+    fused = optimizer.optimize_model(
+        str(raw),
+        model_type="bert",
+        num_heads=config["num_attention_heads"],
+        hidden_size=config["hidden_size"],
+        optimization_options=options,
+        opt_level=1,
+        use_gpu=False,
+    )
     if fused.get_fused_operator_statistics().get("Attention", 0) != config["num_hidden_layers"]:
         log.warning("onnxruntime did not fuse the attention of %s; the ONNX backends will be slower", MODEL_NAME)
     tmp = dest.with_name(dest.name + tmp_suffix)
@@ -181,8 +195,9 @@ class _OnnxEncoder:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # The export leaves residual add + LayerNorm unfused on purpose (see _export_fp32);
         # without this the session would fuse them back into the slow SkipLayerNormalization.
-        self.session = ort.InferenceSession(str(file), opts, providers=["CPUExecutionProvider"],
-                                            disabled_optimizers=["SkipLayerNormFusion"])
+        self.session = ort.InferenceSession(
+            str(file), opts, providers=["CPUExecutionProvider"], disabled_optimizers=["SkipLayerNormFusion"]
+        )
 
     def encode(self, texts: list[str], batch_size: int, token_budget: int = 512) -> np.ndarray:
         out = np.empty((len(texts), DIMENSIONS), dtype=np.float32)
@@ -197,9 +212,12 @@ class _OnnxEncoder:
         while start < len(texts):
             end = start + 1
             first = lengths[order[start]]
-            while (end < len(texts) and end - start < batch_size
-                   and (end - start + 1) * lengths[order[end]] <= token_budget
-                   and lengths[order[end]] <= max(2 * first, first + 16)):
+            while (
+                end < len(texts)
+                and end - start < batch_size
+                and (end - start + 1) * lengths[order[end]] <= token_budget
+                and lengths[order[end]] <= max(2 * first, first + 16)
+            ):
                 end += 1
             idx = order[start:end]
             width = int(lengths[idx].max())
@@ -209,8 +227,9 @@ class _OnnxEncoder:
             for row, i in enumerate(idx):
                 ids[row, : lengths[i]] = encodings[i].ids
                 mask[row, : lengths[i]] = 1
-            hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask,
-                                             "token_type_ids": np.zeros_like(ids)})[0]
+            hidden = self.session.run(
+                None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            )[0]
             m = mask[..., None].astype(np.float32)
             pooled = (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
             out[idx] = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
@@ -225,8 +244,9 @@ class Embedder:
     worker's document batches. Query embeddings are kept in a small LRU cache.
     """
 
-    def __init__(self, backend: str = "torch", threads: int | None = None, cache_size: int = 2048,
-                 cache_dir: Path | None = None):
+    def __init__(
+        self, backend: str = "torch", threads: int | None = None, cache_size: int = 2048, cache_dir: Path | None = None
+    ):
         if backend not in BACKENDS:
             raise ValueError(f"embed_backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         self.backend = backend

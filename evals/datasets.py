@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 # Bump when the way a dataset becomes events changes, so that a stale load is not reused.
@@ -20,7 +20,7 @@ MAPPING_VERSION = "2"
 
 _DIA_ID = re.compile(r"D\d+:\d+")
 _SESSION_KEY = re.compile(r"^session_(\d+)$")
-_BEIR_BASE_TIME = datetime(2020, 1, 1, tzinfo=timezone.utc)
+_BEIR_BASE_TIME = datetime(2020, 1, 1, tzinfo=UTC)
 
 
 class DatasetError(ValueError):
@@ -31,7 +31,7 @@ class DatasetError(ValueError):
 class Query:
     id: str
     text: str
-    relevant: dict[str, int]          # document (BEIR) or dia_id (LoCoMo) -> graded relevance
+    relevant: dict[str, int]  # document (BEIR) or dia_id (LoCoMo) -> graded relevance
     category: str | None = None
     sessions: set[str] = field(default_factory=set)  # LoCoMo: sessions holding the evidence
 
@@ -49,9 +49,9 @@ class Corpus:
 @dataclass
 class Dataset:
     name: str
-    kind: str                          # "beir" or "locomo"
+    kind: str  # "beir" or "locomo"
     corpora: list[Corpus]
-    split: str | None = None           # BEIR: the judgments in use
+    split: str | None = None  # BEIR: the judgments in use
 
 
 def _digest(*parts: bytes) -> str:
@@ -76,6 +76,7 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 # -- BEIR ----------------------------------------------------------------------
+
 
 def beir_splits(folder: Path) -> list[str]:
     return sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))
@@ -102,11 +103,15 @@ def load_beir(folder: Path, split: str | None = None) -> Dataset:
         if "_id" not in d:
             raise DatasetError(f"{corpus_path}: document {n + 1} has no _id")
         doc_id = str(d["_id"])
-        events.append({
-            "id": doc_id, "session_id": doc_id, "type": "note",
-            "timestamp": (_BEIR_BASE_TIME + timedelta(seconds=n)).isoformat(),
-            "content": beir_document_text(d.get("title", ""), d.get("text", "")),
-        })
+        events.append(
+            {
+                "id": doc_id,
+                "session_id": doc_id,
+                "type": "note",
+                "timestamp": (_BEIR_BASE_TIME + timedelta(seconds=n)).isoformat(),
+                "content": beir_document_text(d.get("title", ""), d.get("text", "")),
+            }
+        )
 
     qrels: dict[str, dict[str, int]] = {}
     with (folder / "qrels" / f"{split}.tsv").open(encoding="utf-8") as f:
@@ -120,8 +125,7 @@ def load_beir(folder: Path, split: str | None = None) -> Dataset:
 
     stat = corpus_path.stat()
     project = f"eval-{folder.name}-{_digest(str(corpus_path.resolve()).encode(), str(stat.st_size).encode(), str(int(stat.st_mtime)).encode())}"
-    return Dataset(name=folder.name, kind="beir", corpora=[Corpus(folder.name, project, events, queries)],
-                   split=split)
+    return Dataset(name=folder.name, kind="beir", corpora=[Corpus(folder.name, project, events, queries)], split=split)
 
 
 def beir_document_text(title: str, text: str) -> str:
@@ -131,10 +135,11 @@ def beir_document_text(title: str, text: str) -> str:
 
 # -- LoCoMo --------------------------------------------------------------------
 
+
 def parse_locomo_date(value: str) -> datetime:
     """LoCoMo session dates read like '1:56 pm on 8 May, 2023'."""
     try:
-        return datetime.strptime(" ".join(value.split()), "%I:%M %p on %d %B, %Y").replace(tzinfo=timezone.utc)
+        return datetime.strptime(" ".join(value.split()), "%I:%M %p on %d %B, %Y").replace(tzinfo=UTC)
     except ValueError:
         raise DatasetError(f"unreadable LoCoMo session date {value!r}") from None
 
@@ -175,20 +180,29 @@ def locomo_conversation(sample: dict, source_digest: str) -> Corpus:
         for i, turn in enumerate(turns):
             dia_id = str(turn["dia_id"])
             session_of[dia_id] = session_id
-            events.append({
-                "id": dia_id, "session_id": session_id, "type": "message",
-                "timestamp": (start + timedelta(seconds=30 * i)).isoformat(),
-                "content": locomo_turn_text(turn),
-            })
+            events.append(
+                {
+                    "id": dia_id,
+                    "session_id": session_id,
+                    "type": "message",
+                    "timestamp": (start + timedelta(seconds=30 * i)).isoformat(),
+                    "content": locomo_turn_text(turn),
+                }
+            )
     queries = []
     for i, qa in enumerate(sample.get("qa", [])):
         gold = [d for d in evidence_ids(qa.get("evidence", [])) if d in session_of]
         if not gold or not qa.get("question"):
             continue
-        queries.append(Query(
-            id=f"{sample_id}-q{i}", text=str(qa["question"]), relevant={d: 1 for d in gold},
-            category=str(qa.get("category")), sessions={session_of[d] for d in gold},
-        ))
+        queries.append(
+            Query(
+                id=f"{sample_id}-q{i}",
+                text=str(qa["question"]),
+                relevant={d: 1 for d in gold},
+                category=str(qa.get("category")),
+                sessions={session_of[d] for d in gold},
+            )
+        )
     return Corpus(sample_id, f"eval-locomo-{sample_id}-{source_digest}", events, queries)
 
 
@@ -207,8 +221,10 @@ def load_locomo(path: Path) -> Dataset:
 
 
 def is_locomo(data) -> bool:
-    return isinstance(data, list) and bool(data) and all(
-        isinstance(s, dict) and "conversation" in s and "qa" in s for s in data
+    return (
+        isinstance(data, list)
+        and bool(data)
+        and all(isinstance(s, dict) and "conversation" in s and "qa" in s for s in data)
     )
 
 
@@ -231,8 +247,9 @@ def resolve(name_or_path: str) -> Path:
         if candidate.exists():
             return candidate
         raise DatasetError(f"dataset {name_or_path!r} is not at {candidate}; pass a path instead")
-    raise DatasetError(f"no such dataset: {name_or_path!r} (a BEIR folder, a LoCoMo JSON file, "
-                       f"or one of {', '.join(SHORT_NAMES)})")
+    raise DatasetError(
+        f"no such dataset: {name_or_path!r} (a BEIR folder, a LoCoMo JSON file, or one of {', '.join(SHORT_NAMES)})"
+    )
 
 
 def load(name_or_path: str, split: str | None = None) -> Dataset:

@@ -7,7 +7,9 @@ import warnings
 import numpy as np
 
 
-def evaluate(qrels: dict[str, dict[str, int]], ranked: dict[str, list[str]], metrics: list[str]) -> dict[str, np.ndarray]:
+def evaluate(
+    qrels: dict[str, dict[str, int]], ranked: dict[str, list[str]], metrics: list[str]
+) -> dict[str, np.ndarray]:
     """Per-query scores, in the order of `qrels`, for ranx metric names such as `ndcg@10`.
 
     `ranked` maps a query id to its result ids, best first (duplicates are dropped, the

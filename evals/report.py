@@ -18,7 +18,11 @@ def table(result: dict, markdown: bool = False) -> str:
     metrics = metric_names(result)
     header = ["mode", *metrics, "p50 ms"]
     rows = [
-        [mode, *(f"{row.get(m, float('nan')):.4f}" for m in metrics), f"{result['latency'].get(mode, {}).get('p50_ms', 0):.1f}"]
+        [
+            mode,
+            *(f"{row.get(m, float('nan')):.4f}" for m in metrics),
+            f"{result['latency'].get(mode, {}).get('p50_ms', 0):.1f}",
+        ]
         for mode, row in result["metrics"].items()
     ]
     for metric, anchors in result.get("anchors", {}).items():
@@ -29,7 +33,12 @@ def table(result: dict, markdown: bool = False) -> str:
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         return "\n".join(lines)
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    fmt = lambda r: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+
+    def fmt(r: list) -> str:
+        return "  ".join(
+            str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+
     return "\n".join([fmt(header), fmt(["-" * w for w in widths]), *map(fmt, rows)])
 
 
@@ -71,8 +80,15 @@ def chart(result: dict, path: Path) -> None:
         for name, value in result.get("anchors", {}).get(m, {}).items():
             first = name not in style_of
             ls = style_of.setdefault(name, styles[len(style_of) % len(styles)])
-            ax.hlines(value, j - 0.45, j + 0.45, colors="black", linestyles=ls, linewidth=1,
-                      label=f"{name} (published)" if first else None)
+            ax.hlines(
+                value,
+                j - 0.45,
+                j + 0.45,
+                colors="black",
+                linestyles=ls,
+                linewidth=1,
+                label=f"{name} (published)" if first else None,
+            )
     ax.set_xticks(range(len(metrics)), metrics)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("score")
@@ -93,7 +109,8 @@ def write_report(result: dict, folder: Path) -> list[Path]:
         f"# ctxsearch eval: {result['dataset']}",
         "",
         f"{result['documents']} documents, {result['queries']} queries"
-        + (f", split `{result['split']}`" if result.get("split") else "") + f"; modes {', '.join(result['modes'])}.",
+        + (f", split `{result['split']}`" if result.get("split") else "")
+        + f"; modes {', '.join(result['modes'])}.",
         "Rows marked *published* are the anchors from the literature, not measured here.",
         "",
         table(result, markdown=True),

@@ -35,8 +35,13 @@ LOCOMO_SESSION_LIMIT = 50  # hits read to find the top 10 distinct sessions
 # Published figures to read the table against (see ../shared/datasets/README.md).
 ANCHORS = {
     "scifact": {
-        "ndcg@10": {"BM25 (BEIR)": 0.665, "BM25 (Pyserini)": 0.679, "all-MiniLM-L6-v2": 0.645,
-                    "PostgreSQL ts_rank": 0.606, "PostgreSQL RRF hybrid": 0.680},
+        "ndcg@10": {
+            "BM25 (BEIR)": 0.665,
+            "BM25 (Pyserini)": 0.679,
+            "all-MiniLM-L6-v2": 0.645,
+            "PostgreSQL ts_rank": 0.606,
+            "PostgreSQL RRF hybrid": 0.680,
+        },
     },
     "locomo": {
         "turn_recall@5": {"DRAGON (LoCoMo paper)": 0.567},
@@ -76,6 +81,7 @@ class EvalOptions:
 
 
 # -- loading --------------------------------------------------------------------
+
 
 def load_corpus(svc: Service, corpus: Corpus, progress: Progress = _NoBar) -> dict:
     """Ingest a corpus into its project (idempotent: a loaded project is reused) and wait until indexed."""
@@ -118,8 +124,10 @@ def refresh_warm(svc: Service) -> None:
 
 # -- searching ------------------------------------------------------------------
 
-def _search_ids(svc: Service, query: Query, project_id: str, mode: str, limit: int, kinds: list[str] | None,
-                key: Callable) -> tuple[list[str], float]:
+
+def _search_ids(
+    svc: Service, query: Query, project_id: str, mode: str, limit: int, kinds: list[str] | None, key: Callable
+) -> tuple[list[str], float]:
     req = SearchRequest(query=query.text, project_id=project_id, mode=mode, limit=limit, kinds=kinds)
     t0 = time.perf_counter()
     resp = svc.search(req)
@@ -149,9 +157,14 @@ class Bm25Reference:
 
     def tokens(self, text: str) -> list[str]:
         with self.svc.db.connection() as conn:
-            return [r[0] for r in conn.execute(
-                "SELECT u.lexeme FROM unnest(to_tsvector('english'::regconfig, %s)) u,"
-                " generate_series(1, coalesce(array_length(u.positions, 1), 1))", (text,))]
+            return [
+                r[0]
+                for r in conn.execute(
+                    "SELECT u.lexeme FROM unnest(to_tsvector('english'::regconfig, %s)) u,"
+                    " generate_series(1, coalesce(array_length(u.positions, 1), 1))",
+                    (text,),
+                )
+            ]
 
     def rank(self, text: str, limit: int) -> list[int]:
         scores = self.bm25.get_scores(self.tokens(text))
@@ -163,8 +176,11 @@ def _timing(ms: list[float]) -> dict:
     if not ms:
         return {}
     a = np.asarray(ms)
-    return {"mean_ms": round(float(a.mean()), 2), "p50_ms": round(float(np.percentile(a, 50)), 2),
-            "p95_ms": round(float(np.percentile(a, 95)), 2)}
+    return {
+        "mean_ms": round(float(a.mean()), 2),
+        "p50_ms": round(float(np.percentile(a, 50)), 2),
+        "p95_ms": round(float(np.percentile(a, 95)), 2),
+    }
 
 
 def _queries(corpus: Corpus, opts: EvalOptions) -> list[Query]:
@@ -193,17 +209,25 @@ def run_beir(svc: Service, ds: Dataset, opts: EvalOptions, progress: Progress = 
                     ms.append((time.perf_counter() - t0) * 1000)
                 else:
                     # Hits collapse to their session: a document's event and its session summary are one answer.
-                    ranked[q.id], t = _search_ids(svc, q, corpus.project_id, mode, BEIR_LIMIT, None,
-                                                  key=lambda h: h.session_id)
+                    ranked[q.id], t = _search_ids(
+                        svc, q, corpus.project_id, mode, BEIR_LIMIT, None, key=lambda h: h.session_id
+                    )
                     ms.append(t)
                 bar.update()
         scores = evaluate(qrels, ranked, BEIR_METRICS)
         results[mode] = {m: round(mean(v), 4) for m, v in scores.items()}
         timing[mode] = _timing(ms)
     return {
-        "dataset": ds.name, "kind": "beir", "split": opts.split, "documents": len(corpus.events),
-        "queries": len(queries), "project_id": corpus.project_id, "load": load, "metrics": results,
-        "latency": timing, "anchors": ANCHORS.get(ds.name, {}),
+        "dataset": ds.name,
+        "kind": "beir",
+        "split": opts.split,
+        "documents": len(corpus.events),
+        "queries": len(queries),
+        "project_id": corpus.project_id,
+        "load": load,
+        "metrics": results,
+        "latency": timing,
+        "anchors": ANCHORS.get(ds.name, {}),
     }
 
 
@@ -236,10 +260,12 @@ def run_locomo(svc: Service, ds: Dataset, opts: EvalOptions, progress: Progress 
                         sessions[q.id] = list(dict.fromkeys(ref.sessions[i] for i in top))
                         ms.append((time.perf_counter() - t0) * 1000)
                     else:
-                        turns[q.id], t = _search_ids(svc, q, corpus.project_id, mode, max(LOCOMO_TURN_KS), ["event"],
-                                                     key=lambda h: h.id)
-                        sessions[q.id], _ = _search_ids(svc, q, corpus.project_id, mode, LOCOMO_SESSION_LIMIT, None,
-                                                        key=lambda h: h.session_id)
+                        turns[q.id], t = _search_ids(
+                            svc, q, corpus.project_id, mode, max(LOCOMO_TURN_KS), ["event"], key=lambda h: h.id
+                        )
+                        sessions[q.id], _ = _search_ids(
+                            svc, q, corpus.project_id, mode, LOCOMO_SESSION_LIMIT, None, key=lambda h: h.session_id
+                        )
                         ms.append(t)
                     bar.update()
                 ts = evaluate({q.id: q.relevant for q in queries}, turns, turn_metrics)
@@ -262,14 +288,26 @@ def run_locomo(svc: Service, ds: Dataset, opts: EvalOptions, progress: Progress 
             per_category[mode][LOCOMO_CATEGORIES.get(cat, str(cat))] = cat_row
         timing[mode] = _timing(ms)
     return {
-        "dataset": ds.name, "kind": "locomo", "conversations": [c.name for c in ds.corpora],
-        "documents": sum(len(c.events) for c in ds.corpora), "queries": n_queries, "load": loads,
-        "metrics": results, "per_category": per_category, "latency": timing, "anchors": ANCHORS["locomo"],
+        "dataset": ds.name,
+        "kind": "locomo",
+        "conversations": [c.name for c in ds.corpora],
+        "documents": sum(len(c.events) for c in ds.corpora),
+        "queries": n_queries,
+        "load": loads,
+        "metrics": results,
+        "per_category": per_category,
+        "latency": timing,
+        "anchors": ANCHORS["locomo"],
     }
 
 
-LOCOMO_CATEGORIES = {"1": "1 multi-hop", "2": "2 temporal", "3": "3 open-domain", "4": "4 single-hop",
-                     "5": "5 adversarial"}
+LOCOMO_CATEGORIES = {
+    "1": "1 multi-hop",
+    "2": "2 temporal",
+    "3": "3 open-domain",
+    "4": "4 single-hop",
+    "5": "5 adversarial",
+}
 
 
 def run(svc: Service, ds: Dataset, opts: EvalOptions, progress: Progress = _NoBar) -> dict:
