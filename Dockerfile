@@ -12,13 +12,16 @@ WORKDIR /app
 # The CPU build of the pinned torch first: the default index would pull a multi-GB CUDA build.
 RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY app ./app
 COPY embeddings ./embeddings
-COPY evals ./evals
 COPY sql ./sql
-# Editable, so the migrations are read from /app/sql.
-RUN pip install -e . && useradd --create-home --uid 10001 ctxsearch
+COPY client ./client
+COPY bench ./bench
+COPY evals ./evals
+# A plain install of the locked set (the CPU torch above satisfies its pin); the migrations
+# are package data, so nothing is read from /app at run time.
+RUN pip install -c requirements.lock . && useradd --create-home --uid 10001 ctxsearch
 
 USER ctxsearch
 EXPOSE 8080
