@@ -767,6 +767,12 @@ def _is_reference(v: str) -> bool:
     return _DOTTED.fullmatch(v) is not None and not any(looks_random(p) for p in v.split("."))
 
 
+# Objects whose attributes are read in code, even where a literal is expected: password=args.password
+_RECEIVERS = tuple(
+    f"{r}." for r in "self this cls args opts options config cfg conf settings os env request req ctx params".split()
+)
+
+
 def _assigned_ok(kind: str, value: str, *, quoted: bool, literal: bool, code: bool = False) -> bool:
     """Whether `value`, assigned to a name announcing `kind`, is a secret. `literal`: the context
     holds literal values (quotes, env files, YAML, flags); `code`: an unquoted value there may
@@ -774,11 +780,7 @@ def _assigned_ok(kind: str, value: str, *, quoted: bool, literal: bool, code: bo
     value = value.strip()
     if not value or _MARK in value or _is_placeholder(value) or (_is_path(value) and not looks_random(value)):
         return False
-    if (
-        not quoted
-        and (code or value.startswith(("self.", "this.", "cls.")))
-        and (_is_reference(value) or _CAMEL.fullmatch(value))
-    ):
+    if not quoted and (code or value.startswith(_RECEIVERS)) and (_is_reference(value) or _CAMEL.fullmatch(value)):
         return False  # self.api_key, os.environ; `credentials: UsernamePasswordCredentials`
     if "://" in value or _basic_placeholder(value):
         return False  # URLs: their user:password@ is handled by the URL rule
@@ -799,8 +801,8 @@ def _line_start(text: str, i: int) -> bool:
         j -= 1
         while j > 0 and text[j - 1] in " \t":
             j -= 1
-    if text[max(0, j - 7) : j] == "export ":
-        j -= 7
+    if text[max(0, j - 6) : j] == "export" and text[j : j + 1] in (" ", "\t"):
+        j -= 6
         while j > 0 and text[j - 1] in " \t":
             j -= 1
     return j == 0 or text[j - 1] in "\r\n" or (j > 1 and text[j - 2] == "\\" and text[j - 1] in "nr")
@@ -860,22 +862,24 @@ def _redact_assignments(text: str, low: str, counts: Counter[str]) -> str:
         # at the start of a line (.env, ini) hold literals; an unquoted value after `name = ` or
         # `f(name=` in code is an expression unless it looks random.
         tight = op == "=" and m.end() - m.end("tail") == 1  # name=value, no spaces
+        ends_line = _LINE_REST.match(text, v.end()) is not None  # nothing but a comment after it
+        # `NAME=value` alone on its line (.env, ini, properties) or in `--x=password=…`; a Python
+        # keyword argument on a line of its own ends in "," or ")".
+        dotenv = tight and ((_line_start(text, start) and ends_line) or text[start - 1 : start] == "=")
+        yaml = op == ":" and _line_start(text, start) and ends_line  # `  password: value`
+        subscript = start > 0 and text[start - 1] in "'\""  # env['PWD'] = …
+        env_name = bare.upper() == bare and any(c.isalpha() for c in bare) and not subscript
         literal = (
             quoted
             or op is None
             or name.startswith("-")
             or (op.startswith(":") and "=" not in op)
-            or (bare.upper() == bare and any(c.isalpha() for c in bare))
-            or (tight and (_line_start(text, start) or text[start - 1 : start] == "="))  # .env; --x=password=…
+            or env_name
+            or dotenv
             or not _EXPRESSION.fullmatch(v.group(group))  # `password = S3cr3t!`: no code looks like that
         )
-        # An unquoted value may be code (`password=args.password`, `{password: this.password}`,
-        # `env['PWD'] = self.cwd`) except after a CLI flag, an environment variable's name, or as
-        # a YAML line (`  password: value`, alone on its line).
-        subscript = start > 0 and text[start - 1] in "'\""  # env['PWD'] = …
-        env_name = bare.upper() == bare and any(c.isalpha() for c in bare) and not subscript
-        yaml = op == ":" and _line_start(text, start) and _LINE_REST.match(text, v.end()) is not None
-        dotenv = tight and _line_start(text, start)
+        # Otherwise an unquoted value may be code: `password=args.password`, `f(token=token_value)`,
+        # `{password: this.password}`, `env['PWD'] = self.cwd`.
         code = not (op is None or name.startswith("-") or env_name or yaml or dotenv)
         if _assigned_ok(kind, v.group(group), quoted=quoted, literal=literal, code=code):
             out.append(text[last : v.start(group)])

@@ -277,6 +277,8 @@ def test_high_entropy_values_assigned_to_secret_names(template: str, alphabet: s
         "export PGPASSWORD='{pw}'",
         "$ mysql --password={pw} -h db",
         "SMTP_PASS={pw}",
+        "export db_password={pw}",
+        "app.datasource.password={pw}",
         "$ kubectl create secret generic db --from-literal=password={pw}",
         "<settings><server><id>nexus</id><password>{pw}</password></server></settings>",
         "$ cat ~/.netrc\nmachine api.example.com\n  login deploy\n  password {pw}\n",
@@ -503,6 +505,9 @@ def test_placeholders_one_per_line(line: str) -> None:
         "    PQencryptPasswordConn = pq.PQencryptPasswordConn",
         "using PassThrough = ck::tensor_operation::element_wise::PassThrough;",
         "#password_encryption = scram-sha-256",
+        "        per_token_cast_to_fp8=per_token_cast_to_fp8,",
+        "    password=self.password,",
+        "password=args.password",
     ],
 )
 def test_no_false_positives_on_code_shapes(text: str) -> None:
