@@ -27,13 +27,17 @@ def redact_event(event: EventIn) -> tuple[EventIn, Counter[str]]:
     if content != event.content:
         # A replacement can be longer than what it replaced: keep within the content bound.
         changes["content"] = content if len(content) <= MAX_CONTENT_CHARS else content[: MAX_CONTENT_CHARS - 1] + _CUT
+    # Tool and file names go through the value walk, which remembers short strings it has seen.
     if event.tool:
-        tool = text(event.tool)
-        if tool != event.tool:
-            changes["tool"] = tool[:200]
-    files = [text(f) for f in event.files]
-    if files != event.files:
-        changes["files"] = [f for f in files if f]
+        r = redact_value(event.tool)
+        counts.update(r.counts)
+        if r.value != event.tool:
+            changes["tool"] = r.value[:200]
+    if event.files:
+        r = redact_value(list(event.files))
+        counts.update(r.counts)
+        if r.value != event.files:
+            changes["files"] = [f for f in r.value if f]
     if event.payload:
         r = redact_value(event.payload)
         counts.update(r.counts)

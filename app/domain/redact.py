@@ -29,6 +29,7 @@ import urllib.parse
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from detect_secrets.plugins.aws import AWSKeyDetector
@@ -724,6 +725,7 @@ _NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 
 
 @functools.lru_cache(maxsize=4096)
+@lru_cache(maxsize=4_096)
 def name_kind(name: str) -> str | None:
     """The kind of secret a variable / key / flag name announces, or None."""
     parts = [p.lower() for p in _SEGMENT.findall(name)]
@@ -953,14 +955,34 @@ def _redact_named(key: str, value: str, counts: Counter[str]) -> str:
     return value
 
 
+# Payload keys and short values repeat from event to event ("role", "model", a tool's name, a
+# path): their result is remembered (the rules are a pure function of the text).
+_MEMO_CHARS = 256
+
+
+@lru_cache(maxsize=16_384)
+def _redact_short(text: str) -> tuple[str, tuple[tuple[str, int], ...]]:
+    counts: Counter[str] = Counter()
+    return _redact(text, counts), tuple(counts.items())
+
+
+def _redact_memo(text: str, counts: Counter[str]) -> str:
+    if len(text) > _MEMO_CHARS:
+        return _redact(text, counts)
+    out, found = _redact_short(text)
+    for kind, n in found:
+        counts[kind] += n
+    return out
+
+
 def _walk(value: Any, counts: Counter[str], key: str | None = None) -> Any:
     if isinstance(value, str):
-        text = _redact(value, counts)
+        text = _redact_memo(value, counts)
         return _redact_named(key, text, counts) if key else text
     if isinstance(value, dict):
         out: dict[Any, Any] = {}
         for k, v in value.items():
-            nk = _redact(k, counts) if isinstance(k, str) else k
+            nk = _redact_memo(k, counts) if isinstance(k, str) else k
             if nk in out:  # two keys redacted to the same text: keep both entries
                 nk = f"{nk} #{len(out)}"
             # Only a name-sized key names its value (a key may be a whole document).
