@@ -155,22 +155,26 @@ def bench_capture(projects: Path, *, copies: int = 5, hook_runs: int = 30, log=p
         transcript.parent.mkdir(parents=True)
         transcript.write_text("")
         base = {"session_id": session, "transcript_path": str(transcript), "cwd": cwd}
-        turns = []
-        for n in range(hook_runs):
-            with transcript.open("a") as f:
-                f.write(_turn(cwd, session, n))
-            payload = json.dumps({**base, "hook_event_name": "PostToolUse", "tool_name": "Bash"})
+
+        def hook(payload: dict) -> float:
+            """One hook call as Claude Code makes it: a new process, the JSON on stdin."""
             t = time.perf_counter()
             subprocess.run(
                 [*cli, "hook", "claude-code", "--data-dir", str(data_dir)],
-                input=payload,
+                input=json.dumps(payload),
                 env=env,
                 capture_output=True,
                 text=True,
                 check=True,
                 cwd=work,
             )
-            turns.append(time.perf_counter() - t)
+            return time.perf_counter() - t
+
+        turns = []
+        for n in range(hook_runs):
+            with transcript.open("a") as f:
+                f.write(_turn(cwd, session, n))
+            turns.append(hook({**base, "hook_event_name": "PostToolUse", "tool_name": "Bash"}))
         stored = json.loads(
             subprocess.run(["curl", "-s", f"{url}/v1/projects/benchhook/stats"], capture_output=True, text=True).stdout
             or "{}"
@@ -179,9 +183,8 @@ def bench_capture(projects: Path, *, copies: int = 5, hook_runs: int = 30, log=p
 
         # The prompts ask the first imported project, found by its transcripts' working directory.
         _, first_cwd = peek_identity(next(iter(sorted(copied.rglob("*.jsonl")))))
-        prompts = []
-        for n in range(hook_runs):
-            payload = json.dumps(
+        prompts = [
+            hook(
                 {
                     "session_id": str(uuid.uuid4()),
                     "transcript_path": str(transcript),
@@ -190,17 +193,8 @@ def bench_capture(projects: Path, *, copies: int = 5, hook_runs: int = 30, log=p
                     "prompt": f"the test for step {n} fails with an assertion error again",
                 }
             )
-            t = time.perf_counter()
-            subprocess.run(
-                [*cli, "hook", "claude-code", "--data-dir", str(data_dir)],
-                input=payload,
-                env=env,
-                capture_output=True,
-                text=True,
-                check=True,
-                cwd=work,
-            )
-            prompts.append(time.perf_counter() - t)
+            for n in range(hook_runs)
+        ]
         result |= {
             "hook_turn_p50_ms": round(1000 * statistics.median(turns), 1),
             "hook_turn_p95_ms": round(1000 * _pct(turns, 0.95), 1),
