@@ -34,6 +34,8 @@ def requests_for(project: str) -> list[tuple[str, str, dict]]:
         ("GET", "/v1/sessions/s1", {"params": {"project_id": project}}),
         ("PUT", "/v1/sessions/s1/summary", {"json": {"project_id": project, "summary": "done"}}),
         ("GET", f"/v1/projects/{project}/stats", {}),
+        ("GET", f"/v1/projects/{project}/sessions", {}),
+        ("DELETE", "/v1/sessions/s1", {"params": {"project_id": project}}),  # last: it erases what came before
     ]
 
 
@@ -60,6 +62,7 @@ def test_a_key_cannot_touch_another_projects_data(keyed):
         r = keyed.request(method, path, headers=auth(KEY_A), **kw)
         assert r.status_code == 403, (method, path, r.text)
         assert "'beta'" in r.json()["error"] and KEY_A not in r.text
+    assert keyed.delete("/v1/projects/beta", headers=auth(KEY_A)).status_code == 403
     # A batch that mixes an allowed and a forbidden project is refused whole.
     mixed = {"events": [event("alpha", "s1", 1, content="ok"), event("beta", "s1", 2, content="sneaky")]}
     assert keyed.post("/v1/events", json=mixed, headers=auth(KEY_A)).status_code == 403
