@@ -48,8 +48,12 @@ def import_() -> None:
     """Import the agent history already on disk (read again, it stores nothing twice)."""
 
 
-def _import_command(kind: str):
-    @import_.command(kind)
+def _import_command(kind: str, what: str):
+    @import_.command(
+        kind,
+        help=f"Import {what}: every session with its subagents, project from the working directory's name; "
+        "a second run reads only what was appended.",
+    )
     @click.argument("path", required=False, type=click.Path(path_type=Path))
     @click.option(
         "--project",
@@ -104,16 +108,11 @@ def _import_command(kind: str):
                 "searchable once embedded by `ctxsearch serve` (or `ctxsearch worker`) on this data dir", err=True
             )
 
-    command.__doc__ = (
-        f"Import {'Claude Code transcripts (default ~/.claude/projects)' if kind == 'claude-code' else 'Codex sessions (default ~/.codex/sessions)'}: "  # noqa: E501
-        "every session with its subagents, project from the working directory's name; "
-        "a second run reads only what was appended."
-    )
     return command
 
 
-_import_command("claude-code")
-_import_command("codex")
+_import_command("claude-code", "Claude Code transcripts (default ~/.claude/projects)")
+_import_command("codex", "Codex sessions (default ~/.codex/sessions)")
 
 
 @click.group()
