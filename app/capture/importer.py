@@ -138,6 +138,14 @@ def ignored_dir(cwd: str | None) -> bool:
     return _ignored_dir(cwd, {})
 
 
+def excluded(project_id: str, cwd: str | None, patterns: Iterable[str], cache: dict[str, bool] | None = None) -> bool:
+    """Whether a session is kept out: its project matches an exclusion glob (as written or
+    lowercased, since project ids are), or its cwd holds a .ctxsearch-ignore file."""
+    if any(fnmatch.fnmatchcase(project_id, p) or fnmatch.fnmatchcase(project_id, p.lower()) for p in patterns):
+        return True
+    return _ignored_dir(cwd, {} if cache is None else cache)
+
+
 def _ignored_dir(cwd: str | None, cache: dict[str, bool]) -> bool:
     """True when cwd, or a folder above it, holds a .ctxsearch-ignore file."""
     if not cwd:
@@ -274,11 +282,7 @@ class _Import:
     def excluded_identity(self, project_id: str | None, cwd: str | None) -> str | None:
         """The project id that excludes this session, or None."""
         pid = self.project or project_id or project_id_from_cwd(cwd)
-        if any(fnmatch.fnmatchcase(pid, pat) or fnmatch.fnmatchcase(pid, pat.lower()) for pat in self.exclude):
-            return pid
-        if _ignored_dir(cwd, self.ignore_cache):
-            return pid
-        return None
+        return pid if excluded(pid, cwd, self.exclude, self.ignore_cache) else None
 
     def identity(self, path: Path) -> tuple[str | None, str | None]:
         """(project id, cwd) of a transcript, from the saved state or its first lines."""
@@ -483,6 +487,7 @@ __all__ = [
     "ImportState",
     "SendResult",
     "Sink",
+    "excluded",
     "ignored_dir",
     "import_claude_code",
     "import_codex",

@@ -55,13 +55,12 @@ def hook_claude_code(data_dir: Path | None, url: str | None, budget_tokens: int)
 
 
 def _hook(raw: str, data_dir: Path | None, url: str | None, budget_tokens: int) -> None:
-    import fnmatch
     import logging
 
     from ctxsearch.capture.context import Budget
     from ctxsearch.capture.destination import Destination, Target, run_import
     from ctxsearch.capture.hook import HookInput, build_context, context_output, wants_context, wants_import
-    from ctxsearch.capture.importer import ignored_dir
+    from ctxsearch.capture.importer import excluded
     from ctxsearch.capture.mapping import project_id_from_cwd
 
     hook = HookInput.parse(raw)
@@ -69,9 +68,7 @@ def _hook(raw: str, data_dir: Path | None, url: str | None, budget_tokens: int) 
         return
     target = Target.from_env(data_dir, url)
     project_id = project_id_from_cwd(hook.cwd) if hook.cwd else None
-    if project_id and any(fnmatch.fnmatchcase(project_id, g) for g in target.exclude):
-        return
-    if ignored_dir(hook.cwd):
+    if excluded(project_id or "", hook.cwd, target.exclude):
         return
     dest = Destination(target)
     try:
