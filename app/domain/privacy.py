@@ -17,32 +17,24 @@ def redact_event(event: EventIn) -> tuple[EventIn, Counter[str]]:
     file names and payload (keys and values), and the count per kind."""
     counts: Counter[str] = Counter()
 
-    def text(value: str) -> str:
-        r = redact_text(value)
+    def clean(value):
+        # redact_value walks JSON and remembers the short strings it has seen (tool and file
+        # names, payload keys repeat from event to event); a string is redacted as redact_text does.
+        r = redact_value(value)
         counts.update(r.counts)
         return r.value
 
     changes: dict = {}
-    content = text(event.content)
+    content = clean(event.content)
     if content != event.content:
         # A replacement can be longer than what it replaced: keep within the content bound.
         changes["content"] = content if len(content) <= MAX_CONTENT_CHARS else content[: MAX_CONTENT_CHARS - 1] + _CUT
-    # Tool and file names go through the value walk, which remembers short strings it has seen.
-    if event.tool:
-        r = redact_value(event.tool)
-        counts.update(r.counts)
-        if r.value != event.tool:
-            changes["tool"] = r.value[:200]
-    if event.files:
-        r = redact_value(list(event.files))
-        counts.update(r.counts)
-        if r.value != event.files:
-            changes["files"] = [f for f in r.value if f]
-    if event.payload:
-        r = redact_value(event.payload)
-        counts.update(r.counts)
-        if r.value != event.payload:
-            changes["payload"] = r.value
+    if event.tool and (tool := clean(event.tool)) != event.tool:
+        changes["tool"] = tool[:200]
+    if event.files and (files := clean(list(event.files))) != event.files:
+        changes["files"] = [f for f in files if f]
+    if event.payload and (payload := clean(event.payload)) != event.payload:
+        changes["payload"] = payload
     return (event.model_copy(update=changes) if changes else event), counts
 
 
