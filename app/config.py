@@ -93,12 +93,22 @@ class Settings(Limits):
     project_index_min_rows: int = Field(default=10_000, ge=0)
 
     # Search
+    # How the arms combine by default. convex: 0.45 x cosine + 0.55 x BM25 over the query's
+    # idf sum, chosen by leave-one-unit-out cross-validation over SciFact folds, LoCoMo
+    # conversations and agent-session projects (`ctxsearch tune`; README, Relevance). It beat
+    # both arms and RRF on all three kinds of data, where RRF lost to the text arm on two.
+    fusion: Literal["convex", "rrf", "weighted"] = "convex"
+    convex_weight_vector: float = Field(default=0.45, ge=0, le=1)  # the text arm gets the rest
     rrf_k: int = Field(default=60, ge=1)
-    # Default weight of each arm in fusion (a request's `weights` overrides them). The text
+    # RRF's weight of each arm (a request's `weights` overrides them). The text
     # arm leads: on dev data 1.5 left SciFact hybrid nDCG@10 unchanged (0.714) and lifted
     # LoCoMo turn recall@10 from 0.702 to 0.719, where MiniLM alone is weak (0.55).
     weight_vector: float = Field(default=1.0, ge=0, le=100)
     weight_text: float = Field(default=1.5, ge=0, le=100)
+    # Hits below this confidence are left out unless a request sets its own. 0 keeps the ranking
+    # whole: conversational memories (LoCoMo) are relevant at confidences where unrelated code
+    # queries are not, so no single bar keeps both; the hook and agents pass their own.
+    min_confidence: float = Field(default=0.0, ge=0, le=1)
     overfetch: int = Field(default=5, ge=1, le=50)  # each arm fetches limit * overfetch
     min_candidates: int = 50
     # Signs search cursors. They grant nothing the query itself does not, so the default

@@ -50,7 +50,7 @@ class EventType(str, Enum):
 
 DocKind = Literal["summary", "event"]
 SearchMode = Literal["hybrid", "vector", "text"]
-Fusion = Literal["rrf", "weighted"]
+Fusion = Literal["convex", "rrf", "weighted"]
 
 
 def _no_nul(value: str, what: str) -> str:
@@ -164,8 +164,15 @@ class ArmRanks(BaseModel):
 
 
 class ArmScores(BaseModel):
-    vector: float | None = None
-    text: float | None = None
+    """Each arm's evidence for a hit and its part of the fused score (`explain`)."""
+
+    vector: float | None = Field(default=None, description="Cosine similarity to the query (null in text mode).")
+    text: float | None = Field(default=None, description="BM25 score (null when the hit did not match the words).")
+    text_norm: float | None = Field(
+        default=None, description="BM25 over the query's idf sum: about 1 for a match of every query term."
+    )
+    vector_part: float = Field(default=0.0, description="The vector arm's part of `score`.")
+    text_part: float = Field(default=0.0, description="The text arm's part of `score`.")
 
 
 class SearchWeights(_Strict):
@@ -211,10 +218,11 @@ class SearchRequest(_Strict):
         description="hybrid: by meaning and by exact words, fused; vector: by meaning only; text: by exact words only.",
     )
     explain: bool = Field(default=False, strict=True, description="Add each arm's score to each hit.")
-    fusion: Fusion = Field(
-        default="rrf",
-        description="How the arms' rankings combine: rrf (reciprocal rank "
-        "fusion) or weighted (each arm's scores scaled to 0-1, mixed).",
+    fusion: Fusion | None = Field(
+        default=None,
+        description="How the arms combine (default: the server's, convex): convex (cosine and "
+        "idf-normalised BM25 mixed by `weights`), rrf (reciprocal rank fusion) or weighted "
+        "(each arm's scores min-max scaled over its candidates, mixed).",
     )
     rrf_k: int | None = Field(
         default=None,
@@ -225,6 +233,13 @@ class SearchRequest(_Strict):
     )
     weights: SearchWeights | None = Field(
         default=None, description="The arms' weights in the fusion (default: the server's)."
+    )
+    min_confidence: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Leave out hits whose `confidence` is below this (default: the server's, 0). "
+        "0.5 keeps the hits more likely relevant than not; an unrelated query then gets few or none.",
     )
     max_tokens: int | None = Field(
         default=None,
@@ -279,6 +294,11 @@ class SearchHit(BaseModel):
     snippet: str
     files: list[str]
     score: float
+    confidence: float = Field(
+        description="Estimated probability that the hit is relevant (0-1), calibrated on judged "
+        "queries of code sessions, conversations and papers; it means the same for any project "
+        "and query length."
+    )
     ranks: ArmRanks
     scores: ArmScores | None = None
 
@@ -286,6 +306,7 @@ class SearchHit(BaseModel):
 class SearchResponse(BaseModel):
     results: list[SearchHit]
     mode: SearchMode
+    fusion: Fusion | None = Field(default=None, description="The fusion that ranked the hits.")
     took_ms: float
     truncated: bool = Field(default=False, description="True when max_tokens cut a snippet or left hits out.")
     next_cursor: str | None = Field(default=None, description="Pass as `cursor` to get the next page; null at the end.")

@@ -230,7 +230,7 @@ def is_locomo(data) -> bool:
 
 # -- resolving a DATASET argument -----------------------------------------------
 
-SHORT_NAMES = {"scifact": "scifact", "locomo": "locomo/locomo-dev.json"}
+SHORT_NAMES = {"scifact": "scifact", "locomo": "locomo/locomo-dev.json", "agent-sessions": "agent-sessions"}
 
 
 def shared_datasets_dir() -> Path:

@@ -525,6 +525,64 @@ def eval_(
 
 
 @main.command()
+@click.option("--scifact", default="scifact", show_default=True, help="A BEIR folder (its train judgments are used).")
+@click.option("--locomo", default="locomo", show_default=True, help="A LoCoMo JSON file.")
+@click.option(
+    "--agent-sessions",
+    "agent_sessions",
+    default="agent-sessions",
+    show_default=True,
+    help="A folder with events.jsonl and queries.jsonl.",
+)
+@_scratch_dir_option("the user cache dir's ctxsearch/evals")
+@click.option(
+    "--output", type=click.Path(file_okay=False, path_type=Path), default=None, help="Write tune.json and tune.md here."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+def tune(
+    scifact: str, locomo: str, agent_sessions: str, data_dir: Path | None, output: Path | None, as_json: bool
+) -> None:
+    """Choose the fusion weight and fit the confidence calibration by cross-validation over the
+    dev units (SciFact folds, LoCoMo conversations, agent-session projects); print the held-out
+    figures beside each arm and RRF. The data goes in as `eval` loads it and is reused."""
+    from functools import partial
+
+    from tqdm import tqdm
+
+    from ctxsearch.evals import datasets, runner
+    from ctxsearch.evals import tune as tuning
+    from ctxsearch.service.facade import Service
+
+    try:
+        sets = [
+            datasets.load(scifact, "train"),
+            datasets.load(locomo),
+            tuning.load_agent_sessions(datasets.resolve(agent_sessions)),
+        ]
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
+    settings = _settings(_eval_data_dir(data_dir), log_level="WARNING").model_copy(update={"database_url": None})
+    quiet = as_json or not sys.stderr.isatty()
+    progress = partial(tqdm, disable=quiet, leave=False, dynamic_ncols=True)
+    svc = Service.start(settings, run_worker=False)
+    try:
+        for ds in sets:
+            for corpus in ds.corpora:
+                runner.load_corpus(svc, corpus, progress)
+        runner.refresh_warm(svc)
+        with progress(total=sum(len(c.queries) for ds in sets for c in ds.corpora), desc="search", unit="q") as bar:
+            result = tuning.run(svc, sets, progress=bar)
+    finally:
+        svc.close()
+    text = tuning.markdown(result)
+    if output is not None:
+        output.mkdir(parents=True, exist_ok=True)
+        (output / "tune.json").write_text(json.dumps(result, indent=1))
+        (output / "tune.md").write_text(text + "\n")
+    click.echo(json.dumps(result) if as_json else text)
+
+
+@main.command()
 @click.option(
     "--docs",
     type=click.IntRange(min=100),

@@ -15,6 +15,7 @@ from functools import cached_property
 import psycopg
 
 from ctxsearch.config import Settings
+from ctxsearch.domain.confidence import confidence
 from ctxsearch.domain.privacy import redact_events, redact_summary
 from ctxsearch.embeddings import Embedder, get_embedder
 from ctxsearch.schemas import (
@@ -134,11 +135,12 @@ class Service:
         s = self.settings
         state = decode_cursor(req.cursor, req, s.cursor_secret) if req.cursor else PageState()
         weights = req.weights
-        fusion = tuning(s)
+        fusion = tuning(s, req.fusion)
         if req.rrf_k:
             fusion["rrf_k"] = req.rrf_k
         if weights:
             fusion.update(weight_vector=weights.vector, weight_text=weights.text)
+        floor = s.min_confidence if req.min_confidence is None else req.min_confidence
         params = SearchParams(
             query=req.query,
             project_id=req.project_id,
@@ -151,7 +153,6 @@ class Service:
             limit=req.limit + 1,
             offset=offset,
             mode=req.mode,
-            fusion=req.fusion,
             candidates=max(req.limit * s.overfetch, s.min_candidates),
             max_id=state.snapshot_id,
             exclude_ids=state.seen_ids,
@@ -161,7 +162,13 @@ class Service:
         with self.db.connection() as conn:
             rows, took = timed_search(conn=conn, params=params, embedder=self.embedder)
         more = len(rows) > req.limit
-        hits = [self._hit(r, req.explain) for r in rows[: req.limit]]
+        rows = rows[: req.limit]
+        hits = [self._hit(r, req.mode, req.explain) for r in rows]
+        # The list ends at the first hit below the floor (hits are in score order, and
+        # confidence follows the score closely): no page after it, no gaps in it.
+        cut = next((i for i, h in enumerate(hits) if h.confidence < floor), None)
+        if cut is not None:
+            rows, hits, more = rows[:cut], hits[:cut], False
         truncated = False
         if req.max_tokens is not None and hits:
             kept, truncated = fit_budget(hits, req.max_tokens, self.token_counter)
@@ -174,11 +181,16 @@ class Service:
             state = remember(state, [(r["doc_id"], h) for r, h in zip(rows, hits, strict=False)])
             next_cursor = encode_cursor(state, req, s.cursor_secret)
         return SearchResponse(
-            results=hits, mode=req.mode, took_ms=round(took, 3), truncated=truncated, next_cursor=next_cursor
+            results=hits,
+            mode=req.mode,
+            fusion=fusion["fusion"],
+            took_ms=round(took, 3),
+            truncated=truncated,
+            next_cursor=next_cursor,
         )
 
     @staticmethod
-    def _hit(r: dict, explain: bool) -> SearchHit:
+    def _hit(r: dict, mode: str, explain: bool) -> SearchHit:
         return SearchHit(
             id=hit_id(r),
             kind=r["kind"],
@@ -190,8 +202,17 @@ class Service:
             snippet=r["snippet"],
             files=list(r["files"]),
             score=float(r["score"]),
+            confidence=confidence(mode, r["vector_score"], r["text_norm"]),
             ranks=ArmRanks(vector=r["vector_rank"], text=r["text_rank"]),
-            scores=ArmScores(vector=r["vector_score"], text=r["text_score"]) if explain else None,
+            scores=ArmScores(
+                vector=r["vector_score"],
+                text=r["text_score"],
+                text_norm=r["text_norm"],
+                vector_part=r["vector_part"],
+                text_part=r["text_part"],
+            )
+            if explain
+            else None,
         )
 
     @cached_property

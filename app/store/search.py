@@ -30,7 +30,7 @@ class SearchParams:
     limit: int = 10
     offset: int = 0
     mode: str = "hybrid"
-    fusion: str = "rrf"
+    fusion: str = "convex"
     rrf_k: int = 60
     weight_vector: float = 1.0
     weight_text: float = 1.0
@@ -48,12 +48,19 @@ class SearchParams:
     text_exact: bool = False  # read every warm match instead of the top lists (slow on large projects)
 
 
-def tuning(settings) -> dict:
-    """The service's ranking settings as SearchParams fields (a request may override fusion)."""
+def tuning(settings, fusion: str | None = None) -> dict:
+    """The service's ranking settings as SearchParams fields for `fusion` (default: the
+    server's); a request may override the fusion, its weights and RRF's k."""
+    fusion = fusion or settings.fusion
+    if fusion == "convex":
+        weights = (settings.convex_weight_vector, 1 - settings.convex_weight_vector)
+    else:
+        weights = (settings.weight_vector, settings.weight_text)
     return {
+        "fusion": fusion,
         "rrf_k": settings.rrf_k,
-        "weight_vector": settings.weight_vector,
-        "weight_text": settings.weight_text,
+        "weight_vector": weights[0],
+        "weight_text": weights[1],
         "bm25_k1": settings.bm25_k1,
         "bm25_b": settings.bm25_b,
         "text_pool": settings.text_pool,
@@ -236,33 +243,57 @@ txt AS (
 _EMPTY_VECTOR_ARM = "vec AS (SELECT NULL::bigint AS id, NULL::float8 AS dist, NULL::bigint AS rank WHERE false)"
 _EMPTY_TEXT_ARM = "txt AS (SELECT NULL::bigint AS id, NULL::float8 AS tscore, NULL::bigint AS rank WHERE false)"
 
-_FUSE_RRF = """
-fused AS (
+# Each candidate with both arms' evidence: its cosine (computed for a text-only candidate
+# too, so that score fusion never guesses a missing arm) and its BM25 score over the BM25
+# score a document matching every query term once at average length would get (the sum of
+# the query's idf weights), a scale that means the same for any query length and project.
+_SCORED = """
+scored AS (
     SELECT coalesce(v.id, t.id) AS id,
            v.rank AS vector_rank, t.rank AS text_rank,
-           1 - v.dist AS vector_score, t.tscore::float8 AS text_score,
-           coalesce(%(w_vector)s / (%(rrf_k)s + v.rank), 0)
-         + coalesce(%(w_text)s / (%(rrf_k)s + t.rank), 0) AS score
+           {vector_score} AS vector_score, t.tscore::float8 AS text_score,
+           {text_norm} AS text_norm
     FROM vec v FULL OUTER JOIN txt t ON t.id = v.id
 )"""
 
-# Weighted fusion: each arm's score min-max scaled over its candidates, then mixed.
-_FUSE_WEIGHTED = """
+# A text-only candidate's cosine, from its stored vector (NULL while it waits to be embedded).
+_COSINE_ANY = """coalesce(1 - v.dist, (SELECT 1 - (e.embedding <=> %(qvec)b) FROM documents e
+              WHERE e.project_id = %(project_id)s AND e.id = t.id))"""
+
+_IDF_SUM = "(SELECT greatest(sum(w), 1e-9) FROM tidf)"
+
+# Each fusion names its arms' parts; the score is their sum (explain shows both).
+_FUSED = """
 fused AS (
-    SELECT id, vector_rank, text_rank, vector_score, text_score,
-           %(w_vector)s * coalesce((vector_score - vmin) / nullif(vmax - vmin, 0), CASE WHEN vector_score IS NULL THEN 0 ELSE 1 END)
-         + %(w_text)s * coalesce((text_score - tmin) / nullif(tmax - tmin, 0), CASE WHEN text_score IS NULL THEN 0 ELSE 1 END) AS score
-    FROM (
-        SELECT coalesce(v.id, t.id) AS id, v.rank AS vector_rank, t.rank AS text_rank,
-               1 - v.dist AS vector_score, t.tscore::float8 AS text_score,
-               min(1 - v.dist) OVER () AS vmin, max(1 - v.dist) OVER () AS vmax,
-               min(t.tscore::float8) OVER () AS tmin, max(t.tscore::float8) OVER () AS tmax
-        FROM vec v FULL OUTER JOIN txt t ON t.id = v.id
-    ) s
+    SELECT p.*, p.vector_part + p.text_part AS score
+    FROM ({parts}) p
 )"""
 
+_PARTS_RRF = """SELECT s.*, coalesce(%(w_vector)s / (%(rrf_k)s + s.vector_rank), 0) AS vector_part,
+                  coalesce(%(w_text)s / (%(rrf_k)s + s.text_rank), 0) AS text_part
+           FROM scored s"""
+
+# Convex combination of the arms' scores on fixed scales (cosine, idf-normalised BM25):
+# unlike ranks, a weak arm's tail cannot outvote a strong match of the other arm.
+_PARTS_CONVEX = """SELECT s.*, %(w_vector)s * coalesce(s.vector_score, 0) AS vector_part,
+                  %(w_text)s * coalesce(s.text_norm, 0) AS text_part
+           FROM scored s"""
+
+# Weighted fusion: each arm's score min-max scaled over its candidates, then mixed.
+_PARTS_WEIGHTED = """SELECT id, vector_rank, text_rank, vector_score, text_score, text_norm,
+           %(w_vector)s * coalesce((vector_score - vmin) / nullif(vmax - vmin, 0), CASE WHEN vector_score IS NULL THEN 0 ELSE 1 END) AS vector_part,
+           %(w_text)s * coalesce((text_score - tmin) / nullif(tmax - tmin, 0), CASE WHEN text_score IS NULL THEN 0 ELSE 1 END) AS text_part
+    FROM (
+        SELECT s.*, min(s.vector_score) OVER () AS vmin, max(s.vector_score) OVER () AS vmax,
+               min(s.text_score) OVER () AS tmin, max(s.text_score) OVER () AS tmax
+        FROM scored s
+    ) s"""
+
+_FUSIONS = {"rrf": _PARTS_RRF, "convex": _PARTS_CONVEX, "weighted": _PARTS_WEIGHTED}
+
 _FINAL = """
-SELECT f.id AS doc_id, f.score, f.vector_rank, f.text_rank, f.vector_score, f.text_score,
+SELECT f.id AS doc_id, f.score, f.vector_rank, f.text_rank, f.vector_score, f.text_score, f.text_norm,
+       f.vector_part, f.text_part,
        d.kind, d.project_id, d.session_id, d.event_id, d.type, d.title, d.files, d.ts,
        ts_headline('english', left(d.body, {snippet_chars}), q.tq, %(headline)s) AS snippet,
        numnode(q.tq) = 0 AS empty_query,
@@ -310,7 +341,10 @@ def build_search_sql(p: SearchParams) -> sql.Composed:
         ctes.append(_text_arm(p, warm, hot))
     else:
         ctes.append(sql.SQL(_EMPTY_TEXT_ARM))
-    ctes.append(sql.SQL(_FUSE_WEIGHTED if p.fusion == "weighted" else _FUSE_RRF))
+    vector_score = {"hybrid": _COSINE_ANY, "vector": "1 - v.dist", "text": "NULL::float8"}[p.mode]
+    text_norm = "NULL::float8" if p.mode == "vector" else f"coalesce(t.tscore::float8, 0) / {_IDF_SUM}"
+    ctes.append(sql.SQL(_SCORED).format(vector_score=sql.SQL(vector_score), text_norm=sql.SQL(text_norm)))
+    ctes.append(sql.SQL(_FUSED).format(parts=sql.SQL(_FUSIONS[p.fusion])))
     exclude = [sql.SQL("true")]
     if p.exclude_ids:
         exclude.append(sql.SQL("id <> ALL(%(exclude_ids)s)"))
@@ -320,6 +354,15 @@ def build_search_sql(p: SearchParams) -> sql.Composed:
         snippet_chars=sql.Literal(SNIPPET_SOURCE_CHARS), exclude=sql.SQL(" AND ").join(exclude)
     )
     return sql.SQL("WITH {} {}").format(sql.SQL(",").join(ctes), final)
+
+
+def _arm_weights(p: SearchParams) -> dict[str, float]:
+    """The arms' weights as the fusion uses them: a convex combination's sum to 1."""
+    wv, wt = float(p.weight_vector), float(p.weight_text)
+    if p.fusion == "convex":
+        total = wv + wt
+        wv, wt = (wv / total, wt / total) if total > 0 else (0.5, 0.5)
+    return {"w_vector": wv, "w_text": wt}
 
 
 def search(*, conn: psycopg.Connection, params: SearchParams, query_vector: np.ndarray | None) -> list[dict]:
@@ -343,8 +386,7 @@ def search(*, conn: psycopg.Connection, params: SearchParams, query_vector: np.n
         "limit": params.limit,
         "offset": params.offset,
         "rrf_k": float(params.rrf_k),
-        "w_vector": float(params.weight_vector),
-        "w_text": float(params.weight_text),
+        **_arm_weights(params),
         "headline": HEADLINE_OPTIONS,
         "k1": float(params.bm25_k1),
         "b": float(params.bm25_b),

@@ -175,7 +175,7 @@ def every_search_variant(svc: Service, project: str, query: str) -> dict[tuple, 
     out = {}
     with svc.db.connection() as conn:
         for mode in ("text", "vector", "hybrid"):
-            for fusion in ("rrf", "weighted"):
+            for fusion in ("convex", "rrf", "weighted"):
                 for types in (None, ["decision", "error", "note"]):
                     for exact in (False, True):
                         p = SearchParams(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ctxsearch.schemas import SearchHit
-from ctxsearch.service.paging import hit_tokens
+from ctxsearch.service.paging import MIN_SNIPPET_TOKENS, hit_tokens
 from tests.conftest import event
 
 TOPICS = [
@@ -122,14 +122,22 @@ def _cost(service, hits: list[dict]) -> int:
     return sum(hit_tokens(SearchHit.model_validate(h), service.token_counter) for h in hits)
 
 
-# Whether the budget leaves room for part of the next hit's snippet (this corpus, MiniLM tokens):
-# 250 holds the best hit whole and no useful part of the second; 400 and 1000 end on a cut snippet.
-@pytest.mark.parametrize("max_tokens, ends_cut", [(250, False), (400, True), (1000, True)])
-def test_budget_trims_and_drops_to_fit(client, service, paged_project, max_tokens, ends_cut):
+# Budgets placed from this corpus's own costs: `whole` hits, then either no useful room for
+# the next hit's snippet (it is left for the next page) or room for a cut of it.
+@pytest.mark.parametrize("whole, ends_cut", [(1, False), (1, True), (3, True)])
+def test_budget_trims_and_drops_to_fit(client, service, paged_project, whole, ends_cut):
     body = {"query": "connection pool exhausted", "project_id": paged_project, "limit": 20}
     full = client.post("/v1/search", json=body).json()
+    hits = [SearchHit.model_validate(h) for h in full["results"]]
+    nxt = hits[whole]
+    bare = hit_tokens(nxt.model_copy(update={"snippet": ""}), service.token_counter)
+    assert hit_tokens(nxt, service.token_counter) > bare + MIN_SNIPPET_TOKENS + 16, (
+        "the next snippet is too short to cut"
+    )
+    max_tokens = _cost(service, full["results"][:whole]) + bare + (MIN_SNIPPET_TOKENS + 8 if ends_cut else 2)
     assert _cost(service, full["results"]) > max_tokens
     page = client.post("/v1/search", json={**body, "max_tokens": max_tokens}).json()
+    assert len(page["results"]) == whole + ends_cut
     assert page["truncated"] is True and page["next_cursor"]
     assert 1 <= len(page["results"]) < len(full["results"])
     assert _cost(service, page["results"]) <= max_tokens

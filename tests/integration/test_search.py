@@ -123,9 +123,61 @@ def test_each_mode_reports_its_arms(client, corpus_project, mode):
 def test_weighted_fusion_and_tunable_rrf(search, corpus_project):
     text_only = search(corpus_project, "orjson", fusion="weighted", weights={"vector": 0, "text": 1}, kinds=["event"])
     assert text_only[0]["id"] == "ev7"
-    rrf = search(corpus_project, "orjson", rrf_k=1, kinds=["event"])
+    rrf = search(corpus_project, "orjson", fusion="rrf", rrf_k=1, kinds=["event"])
     assert rrf[0]["id"] == "ev7"
-    assert rrf[0]["score"] > search(corpus_project, "orjson", kinds=["event"])[0]["score"]
+    assert rrf[0]["score"] > search(corpus_project, "orjson", fusion="rrf", kinds=["event"])[0]["score"]
+
+
+@pytest.mark.parametrize("fusion", ["convex", "rrf", "weighted"])
+def test_explain_shows_each_arm_and_its_part_of_the_score(search, corpus_project, fusion):
+    hits = search(corpus_project, "orjson serialization speed", fusion=fusion, explain=True)
+    assert hits
+    for h in hits:
+        s = h["scores"]
+        assert h["score"] == pytest.approx(s["vector_part"] + s["text_part"], abs=1e-9)
+        # Every candidate has its cosine, also one only the text arm found.
+        assert s["vector"] is not None and -1 <= s["vector"] <= 1
+        if h["ranks"]["text"] is None:
+            assert s["text"] is None and s["text_part"] == 0
+        else:
+            assert s["text"] > 0 and s["text_norm"] > 0
+    top = hits[0]["scores"]
+    if fusion == "convex":
+        # 0.45 x cosine + 0.55 x text_norm: the server's default weights.
+        assert top["vector_part"] == pytest.approx(0.45 * top["vector"], rel=1e-6)
+        assert top["text_part"] == pytest.approx(0.55 * top["text_norm"], rel=1e-6)
+
+
+def test_convex_fusion_is_the_default_and_its_weights_move_the_ranking(search, corpus_project):
+    default = search(corpus_project, "orjson", explain=True, limit=20)
+    assert default == search(corpus_project, "orjson", explain=True, limit=20, fusion="convex")
+    text_led = search(corpus_project, "orjson", weights={"vector": 0, "text": 1}, explain=True, limit=20)
+    vector_led = search(corpus_project, "orjson", weights={"vector": 1, "text": 0}, explain=True, limit=20)
+    assert [h["scores"]["text"] for h in text_led if h["scores"]["text"]] == sorted(
+        (h["scores"]["text"] for h in text_led if h["scores"]["text"]), reverse=True
+    )
+    assert [h["scores"]["vector"] for h in vector_led] == sorted(
+        (h["scores"]["vector"] for h in vector_led), reverse=True
+    )
+    assert [h["id"] for h in text_led] != [h["id"] for h in vector_led]
+
+
+def test_confidence_ranks_a_real_match_above_an_unrelated_query(search, corpus_project):
+    hit = search(corpus_project, "orjson", kinds=["event"])[0]
+    unrelated = search(corpus_project, "kubernetes helm chart ingress annotations for tls", kinds=["event"])
+    assert 0 <= unrelated[0]["confidence"] < hit["confidence"] <= 1
+    confidences = [h["confidence"] for h in unrelated]
+    assert max(confidences) < 0.5
+
+
+def test_min_confidence_ends_the_list_where_confidence_drops_below_it(search, corpus_project):
+    everything = search(corpus_project, "orjson", limit=50)
+    floor = everything[0]["confidence"] - 1e-4
+    kept = search(corpus_project, "orjson", limit=50, min_confidence=floor)
+    assert kept and len(kept) < len(everything)
+    assert all(h["confidence"] >= floor for h in kept)
+    assert kept == everything[: len(kept)]
+    assert search(corpus_project, "orjson", min_confidence=1.0) == []
 
 
 def test_filters(search, corpus_project):

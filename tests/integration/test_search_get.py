@@ -16,8 +16,9 @@ QUERY = "credentials rejected and connection refused"
 VARIANTS = {
     "text only": {"fusion": "weighted", "weights": {"vector": 0, "text": 1}},
     "vector only": {"fusion": "weighted", "weights": {"vector": 1, "text": 0}},
-    "sharp rrf": {"rrf_k": 1},
-    "vector-heavy rrf": {"weights": {"vector": 5, "text": 0.1}},
+    "sharp rrf": {"fusion": "rrf", "rrf_k": 1},
+    "vector-heavy rrf": {"fusion": "rrf", "weights": {"vector": 5, "text": 0.1}},
+    "vector-heavy convex": {"weights": {"vector": 5, "text": 0.1}},
 }
 
 

@@ -38,10 +38,10 @@ VARIANTS: dict[str, SearchParams] = {
     **{
         f"{mode}-{fusion}": SearchParams(**_BASE, mode=mode, fusion=fusion)
         for mode in ("text", "vector", "hybrid")
-        for fusion in ("rrf", "weighted")
+        for fusion in ("convex", "rrf", "weighted")
     },
-    "hybrid-rrf-filtered": SearchParams(**_BASE, **_FILTERS),
-    "hybrid-rrf-cursor-text-exact": SearchParams(**_BASE, **_CURSOR),
+    "hybrid-convex-filtered": SearchParams(**_BASE, **_FILTERS),
+    "hybrid-convex-cursor-text-exact": SearchParams(**_BASE, **_CURSOR),
 }
 
 
@@ -124,7 +124,8 @@ def test_variants_cover_each_path():
     # The variants differ where build_search_sql branches: one file per branch at least.
     texts = {name: render(p) for name, p in VARIANTS.items()}
     assert len(set(texts.values())) == len(texts)
-    plain, filtered, paged = texts["hybrid-rrf"], texts["hybrid-rrf-filtered"], texts["hybrid-rrf-cursor-text-exact"]
+    plain, filtered = texts["hybrid-convex"], texts["hybrid-convex-filtered"]
+    paged = texts["hybrid-convex-cursor-text-exact"]
     fallback = "(SELECT count(*) FROM twarm) <"  # filters: the warm matches when the lists fall short
     assert fallback in filtered and fallback not in plain and "%(file_patterns)s" in filtered
     assert "tlist" in plain and "tlist" not in paged  # text_exact reads the matches, not the top lists
@@ -132,3 +133,7 @@ def test_variants_cover_each_path():
         assert placeholder in paged and placeholder not in plain
     assert "vmax" in texts["vector-weighted"] and "vmax" not in texts["vector-rrf"]
     assert "%(qvec)b" not in texts["text-rrf"] and "ts_rank" not in texts["vector-rrf"]
+    # Convex fusion mixes scores, RRF ranks; a text-only candidate's cosine is read in hybrid only.
+    assert "s.text_norm" in texts["hybrid-convex"] and "%(rrf_k)s" not in texts["hybrid-convex"]
+    assert "%(rrf_k)s" in texts["hybrid-rrf"] and "e.embedding <=>" in texts["hybrid-rrf"]
+    assert "e.embedding <=>" not in texts["vector-convex"] and "tidf" not in texts["vector-convex"]

@@ -39,6 +39,7 @@ SAMPLE: dict[str, Any] = {
     "fusion": "weighted",
     "rrf_k": 5,
     "weights": {"vector": 0.5, "text": 2.5},
+    "min_confidence": 0.25,
     "max_tokens": 300,
     "cursor": "abc.def",
 }
@@ -102,7 +103,7 @@ def test_get_parameters_cover_every_field(app):
     assert params["q"]["required"] and params["q"]["description"] == fields["query"].description
     assert params["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 100, "default": 10}
     assert params["types"]["schema"]["type"] == "array" and "error" in params["types"]["schema"]["items"]["enum"]
-    assert params["fusion"]["schema"]["enum"] == ["rrf", "weighted"]
+    assert params["fusion"]["schema"]["enum"] == ["convex", "rrf", "weighted"]
     assert params["weights.text"]["schema"]["maximum"] == 100 and params["rrf_k"]["schema"]["minimum"] == 1
     assert all(p["description"] for p in params.values())
 
@@ -187,7 +188,7 @@ def test_every_surface_builds_the_posted_request(app, recorder, monkeypatch):
         ({"weights.vector": "-1"}, "weights.vector: Input should be greater than or equal to 0"),
         ({"weights.text": "lots"}, "weights.text: Input should be a valid number"),
         ({"rrf_k": "0"}, "rrf_k: Input should be greater than or equal to 1"),
-        ({"fusion": "max"}, "fusion: Input should be 'rrf' or 'weighted'"),
+        ({"fusion": "max"}, "fusion: Input should be 'convex', 'rrf' or 'weighted'"),
         ({"kinds": ["summary", "event", "event"]}, "kinds: List should have at most 2 items"),
     ],
 )

@@ -1,4 +1,4 @@
--- hybrid-rrf: build_search_sql(mode='hybrid')
+-- hybrid-rrf: build_search_sql(mode='hybrid', fusion='rrf')
 -- Rendered by tests/unit/test_golden_sql.py; rewrite with CTXSEARCH_UPDATE_GOLDEN=1.
 WITH
 qry AS (SELECT ctxsearch_query(%(query)s) AS tq),
@@ -85,15 +85,22 @@ txt AS (
     WHERE EXISTS (SELECT 1 FROM documents x WHERE x.project_id = %(project_id)s AND x.id = u.id)
     ORDER BY u.tscore DESC, u.id LIMIT %(candidates)s
 ),
-fused AS (
+scored AS (
     SELECT coalesce(v.id, t.id) AS id,
            v.rank AS vector_rank, t.rank AS text_rank,
-           1 - v.dist AS vector_score, t.tscore::float8 AS text_score,
-           coalesce(%(w_vector)s / (%(rrf_k)s + v.rank), 0)
-         + coalesce(%(w_text)s / (%(rrf_k)s + t.rank), 0) AS score
+           coalesce(1 - v.dist, (SELECT 1 - (e.embedding <=> %(qvec)b) FROM documents e
+              WHERE e.project_id = %(project_id)s AND e.id = t.id)) AS vector_score, t.tscore::float8 AS text_score,
+           coalesce(t.tscore::float8, 0) / (SELECT greatest(sum(w), 1e-9) FROM tidf) AS text_norm
     FROM vec v FULL OUTER JOIN txt t ON t.id = v.id
+),
+fused AS (
+    SELECT p.*, p.vector_part + p.text_part AS score
+    FROM (SELECT s.*, coalesce(%(w_vector)s / (%(rrf_k)s + s.vector_rank), 0) AS vector_part,
+                  coalesce(%(w_text)s / (%(rrf_k)s + s.text_rank), 0) AS text_part
+           FROM scored s) p
 )
-SELECT f.id AS doc_id, f.score, f.vector_rank, f.text_rank, f.vector_score, f.text_score,
+SELECT f.id AS doc_id, f.score, f.vector_rank, f.text_rank, f.vector_score, f.text_score, f.text_norm,
+       f.vector_part, f.text_part,
        d.kind, d.project_id, d.session_id, d.event_id, d.type, d.title, d.files, d.ts,
        ts_headline('english', left(d.body, 20000), q.tq, %(headline)s) AS snippet,
        numnode(q.tq) = 0 AS empty_query,

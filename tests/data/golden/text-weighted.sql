@@ -72,19 +72,26 @@ txt AS (
     WHERE EXISTS (SELECT 1 FROM documents x WHERE x.project_id = %(project_id)s AND x.id = u.id)
     ORDER BY u.tscore DESC, u.id LIMIT %(candidates)s
 ),
+scored AS (
+    SELECT coalesce(v.id, t.id) AS id,
+           v.rank AS vector_rank, t.rank AS text_rank,
+           NULL::float8 AS vector_score, t.tscore::float8 AS text_score,
+           coalesce(t.tscore::float8, 0) / (SELECT greatest(sum(w), 1e-9) FROM tidf) AS text_norm
+    FROM vec v FULL OUTER JOIN txt t ON t.id = v.id
+),
 fused AS (
-    SELECT id, vector_rank, text_rank, vector_score, text_score,
-           %(w_vector)s * coalesce((vector_score - vmin) / nullif(vmax - vmin, 0), CASE WHEN vector_score IS NULL THEN 0 ELSE 1 END)
-         + %(w_text)s * coalesce((text_score - tmin) / nullif(tmax - tmin, 0), CASE WHEN text_score IS NULL THEN 0 ELSE 1 END) AS score
+    SELECT p.*, p.vector_part + p.text_part AS score
+    FROM (SELECT id, vector_rank, text_rank, vector_score, text_score, text_norm,
+           %(w_vector)s * coalesce((vector_score - vmin) / nullif(vmax - vmin, 0), CASE WHEN vector_score IS NULL THEN 0 ELSE 1 END) AS vector_part,
+           %(w_text)s * coalesce((text_score - tmin) / nullif(tmax - tmin, 0), CASE WHEN text_score IS NULL THEN 0 ELSE 1 END) AS text_part
     FROM (
-        SELECT coalesce(v.id, t.id) AS id, v.rank AS vector_rank, t.rank AS text_rank,
-               1 - v.dist AS vector_score, t.tscore::float8 AS text_score,
-               min(1 - v.dist) OVER () AS vmin, max(1 - v.dist) OVER () AS vmax,
-               min(t.tscore::float8) OVER () AS tmin, max(t.tscore::float8) OVER () AS tmax
-        FROM vec v FULL OUTER JOIN txt t ON t.id = v.id
-    ) s
+        SELECT s.*, min(s.vector_score) OVER () AS vmin, max(s.vector_score) OVER () AS vmax,
+               min(s.text_score) OVER () AS tmin, max(s.text_score) OVER () AS tmax
+        FROM scored s
+    ) s) p
 )
-SELECT f.id AS doc_id, f.score, f.vector_rank, f.text_rank, f.vector_score, f.text_score,
+SELECT f.id AS doc_id, f.score, f.vector_rank, f.text_rank, f.vector_score, f.text_score, f.text_norm,
+       f.vector_part, f.text_part,
        d.kind, d.project_id, d.session_id, d.event_id, d.type, d.title, d.files, d.ts,
        ts_headline('english', left(d.body, 20000), q.tq, %(headline)s) AS snippet,
        numnode(q.tq) = 0 AS empty_query,
