@@ -40,6 +40,10 @@ class SearchParams:
     max_id: int | None = None
     exclude_ids: list[int] = field(default_factory=list)
     exclude_summaries: list[str] = field(default_factory=list)
+    # Sessions already returned by a `group: "session"` search: left out before fusion, so
+    # that every page's candidates come from the sessions still to return.
+    exclude_sessions: list[str] = field(default_factory=list)
+    snippets: bool = True  # False: no headline per row (sessions make them for their evidence only)
     bm25_k1: float = 1.2
     bm25_b: float = 0.75
     text_pool: int = 200  # warm candidates from the top lists scored exactly by BM25
@@ -87,7 +91,15 @@ _SNAPSHOT = """({0}.id <= %(max_id)s OR ({0}.kind = 'summary' AND EXISTS (
 def _narrowed(p: SearchParams) -> bool:
     """Whether a filter beyond the project applies (a page's snapshot leaves out only
     documents newer than the first page: not a filter that empties the top lists)."""
-    return bool(p.session_id is not None or p.types or p.kinds or p.since is not None or p.until is not None or p.files)
+    return bool(
+        p.session_id is not None
+        or p.types
+        or p.kinds
+        or p.since is not None
+        or p.until is not None
+        or p.files
+        or p.exclude_sessions
+    )
 
 
 def _filters(alias: str, p: SearchParams) -> sql.Composable:
@@ -109,6 +121,8 @@ def _filters(alias: str, p: SearchParams) -> sql.Composable:
                 "EXISTS (SELECT 1 FROM unnest({}.files) AS f(path) WHERE f.path LIKE ANY(%(file_patterns)s))"
             ).format(a)
         )
+    if p.exclude_sessions:
+        parts.append(sql.SQL("{}.session_id <> ALL(%(exclude_sessions)s)").format(a))
     if p.max_id is not None:
         parts.append(sql.SQL(_SNAPSHOT).format(a))
     return sql.SQL(" AND ").join(parts)
@@ -261,10 +275,12 @@ fused AS (
     ) s
 )"""
 
+_HEADLINE = "ts_headline('english', left(d.body, {snippet_chars}), q.tq, %(headline)s)"
+
 _FINAL = """
 SELECT f.id AS doc_id, f.score, f.vector_rank, f.text_rank, f.vector_score, f.text_score,
        d.kind, d.project_id, d.session_id, d.event_id, d.type, d.title, d.files, d.ts,
-       ts_headline('english', left(d.body, {snippet_chars}), q.tq, %(headline)s) AS snippet,
+       {snippet} AS snippet,
        numnode(q.tq) = 0 AS empty_query,
        coalesce(%(max_id)s::bigint, (SELECT max(m.id) FROM documents m WHERE m.project_id = %(project_id)s)) AS snapshot_id
 FROM (SELECT * FROM fused WHERE {exclude} ORDER BY score DESC, id LIMIT %(limit)s OFFSET %(offset)s) f
@@ -316,9 +332,12 @@ def build_search_sql(p: SearchParams) -> sql.Composed:
         exclude.append(sql.SQL("id <> ALL(%(exclude_ids)s)"))
     if p.exclude_summaries:
         exclude.append(sql.SQL(_SEEN_SUMMARY))
-    final = sql.SQL(_FINAL).format(
-        snippet_chars=sql.Literal(SNIPPET_SOURCE_CHARS), exclude=sql.SQL(" AND ").join(exclude)
+    snippet = (
+        sql.SQL(_HEADLINE).format(snippet_chars=sql.Literal(SNIPPET_SOURCE_CHARS))
+        if p.snippets
+        else sql.SQL("''::text")
     )
+    final = sql.SQL(_FINAL).format(snippet=snippet, exclude=sql.SQL(" AND ").join(exclude))
     return sql.SQL("WITH {} {}").format(sql.SQL(",").join(ctes), final)
 
 
@@ -340,6 +359,7 @@ def search(*, conn: psycopg.Connection, params: SearchParams, query_vector: np.n
         "max_id": params.max_id,
         "exclude_ids": params.exclude_ids,
         "exclude_summaries": params.exclude_summaries,
+        "exclude_sessions": params.exclude_sessions,
         "limit": params.limit,
         "offset": params.offset,
         "rrf_k": float(params.rrf_k),
@@ -354,6 +374,21 @@ def search(*, conn: psycopg.Connection, params: SearchParams, query_vector: np.n
     }
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(build_search_sql(params), values).fetchall()
+
+
+_HEADLINES = sql.SQL(
+    "SELECT d.id, " + _HEADLINE + " AS snippet"
+    " FROM documents d CROSS JOIN (SELECT ctxsearch_query(%(query)s) AS tq) q"
+    " WHERE d.project_id = %(project_id)s AND d.id = ANY(%(ids)s)"
+).format(snippet_chars=sql.Literal(SNIPPET_SOURCE_CHARS))
+
+
+def headlines(*, conn: psycopg.Connection, project_id: str, query: str, doc_ids: list[int]) -> dict[int, str]:
+    """The snippets of these documents for the query, as the search makes them (by document id)."""
+    if not doc_ids:
+        return {}
+    values = {"query": query, "project_id": project_id, "ids": doc_ids, "headline": HEADLINE_OPTIONS}
+    return dict(conn.execute(_HEADLINES, values).fetchall())
 
 
 def hit_id(row: dict) -> str:
