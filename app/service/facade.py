@@ -58,6 +58,9 @@ from ctxsearch.store.summaries import set_agent_summary
 
 log = logging.getLogger(__name__)
 
+# group=session: the arms reach at most this many documents deeper on later pages.
+MAX_SESSION_DEPTH = 5000
+
 
 class NotFound(LookupError):
     pass
@@ -174,7 +177,10 @@ class Service:
         # A pool that does not depend on the page size below session_pool: a page of 3
         # sessions is the first 3 of a page of 10.
         pool = max(s.session_pool, (req.limit + 1) * s.session_pool_per_result)
-        params = self._params(req, state, limit=pool, candidates=pool, snippets=False)
+        # Later pages leave the returned sessions out of the same fused ranking; the arms reach
+        # as much deeper as those sessions took up.
+        depth = min(state.seen_rows, MAX_SESSION_DEPTH)
+        params = self._params(req, state, limit=pool, candidates=pool + depth, snippets=False)
         with self.db.connection() as conn:
             rows, _ = timed_search(conn=conn, params=params, embedder=self.embedder)
             ranked = rank_sessions(
@@ -203,7 +209,9 @@ class Service:
         next_cursor = None
         seen = [*state.seen_sessions, *(h.session_id for h in sessions)]
         if more and sessions and len(seen) < MAX_PAGED_SESSIONS:
-            state = PageState(snapshot_id=state.snapshot_id, group="session", seen_sessions=seen)
+            returned = {h.session_id for h in sessions}
+            used = state.seen_rows + sum(1 for r in rows if r["session_id"] in returned)
+            state = PageState(snapshot_id=state.snapshot_id, group="session", seen_sessions=seen, seen_rows=used)
             next_cursor = encode_cursor(state, req, s.cursor_secret)
         took = (time.perf_counter() - t0) * 1000
         return SearchResponse(

@@ -56,6 +56,9 @@ class PageState:
     seen_summaries: list[str] = field(default_factory=list)
     group: str = "event"
     seen_sessions: list[str] = field(default_factory=list)
+    # group=session: how many ranked documents the returned sessions took up; each arm
+    # fetches that many more, as it does for seen_ids.
+    seen_rows: int = 0
 
 
 def fingerprint(req: SearchRequest) -> str:
@@ -86,6 +89,7 @@ def encode_cursor(state: PageState, req: SearchRequest, secret: str) -> str | No
     if state.group != "event":  # an event cursor stays as it was before groups existed
         doc["g"] = state.group
         doc["ss"] = sorted(state.seen_sessions)
+        doc["n"] = state.seen_rows
     body = zlib.compress(json.dumps(doc, separators=(",", ":")).encode(), 9)
     payload = base64.urlsafe_b64encode(body).decode().rstrip("=")
     cursor = f"{payload}.{_sign(secret, body)}"
@@ -119,6 +123,7 @@ def decode_cursor(cursor: str, req: SearchRequest, secret: str) -> PageState:
             seen_summaries=[str(s) for s in doc["s"]],
             group=group,
             seen_sessions=[str(s) for s in doc.get("ss", [])],
+            seen_rows=int(doc.get("n", 0)),
         )
     except InvalidCursor:
         raise

@@ -40,8 +40,8 @@ class SearchParams:
     max_id: int | None = None
     exclude_ids: list[int] = field(default_factory=list)
     exclude_summaries: list[str] = field(default_factory=list)
-    # Sessions already returned by a `group: "session"` search: left out before fusion, so
-    # that every page's candidates come from the sessions still to return.
+    # Sessions already returned by a `group: "session"` search: left out after fusion (like
+    # exclude_ids), so that every page ranks the same fused list.
     exclude_sessions: list[str] = field(default_factory=list)
     snippets: bool = True  # False: no headline per row (sessions make them for their evidence only)
     bm25_k1: float = 1.2
@@ -91,15 +91,7 @@ _SNAPSHOT = """({0}.id <= %(max_id)s OR ({0}.kind = 'summary' AND EXISTS (
 def _narrowed(p: SearchParams) -> bool:
     """Whether a filter beyond the project applies (a page's snapshot leaves out only
     documents newer than the first page: not a filter that empties the top lists)."""
-    return bool(
-        p.session_id is not None
-        or p.types
-        or p.kinds
-        or p.since is not None
-        or p.until is not None
-        or p.files
-        or p.exclude_sessions
-    )
+    return bool(p.session_id is not None or p.types or p.kinds or p.since is not None or p.until is not None or p.files)
 
 
 def _filters(alias: str, p: SearchParams) -> sql.Composable:
@@ -121,8 +113,6 @@ def _filters(alias: str, p: SearchParams) -> sql.Composable:
                 "EXISTS (SELECT 1 FROM unnest({}.files) AS f(path) WHERE f.path LIKE ANY(%(file_patterns)s))"
             ).format(a)
         )
-    if p.exclude_sessions:
-        parts.append(sql.SQL("{}.session_id <> ALL(%(exclude_sessions)s)").format(a))
     if p.max_id is not None:
         parts.append(sql.SQL(_SNAPSHOT).format(a))
     return sql.SQL(" AND ").join(parts)
@@ -289,6 +279,10 @@ CROSS JOIN qry q
 ORDER BY f.score DESC, f.id
 """
 
+# A session, once returned by a group=session search, is not returned again.
+_SEEN_SESSION = """NOT EXISTS (SELECT 1 FROM documents s WHERE s.project_id = %(project_id)s AND s.id = fused.id
+    AND s.session_id = ANY(%(exclude_sessions)s))"""
+
 # A session's summary, once returned, is not returned again even after it is rewritten.
 _SEEN_SUMMARY = """NOT EXISTS (SELECT 1 FROM documents s WHERE s.project_id = %(project_id)s AND s.id = fused.id
     AND s.kind = 'summary' AND s.session_id = ANY(%(exclude_summaries)s))"""
@@ -332,6 +326,8 @@ def build_search_sql(p: SearchParams) -> sql.Composed:
         exclude.append(sql.SQL("id <> ALL(%(exclude_ids)s)"))
     if p.exclude_summaries:
         exclude.append(sql.SQL(_SEEN_SUMMARY))
+    if p.exclude_sessions:
+        exclude.append(sql.SQL(_SEEN_SESSION))
     snippet = (
         sql.SQL(_HEADLINE).format(snippet_chars=sql.Literal(SNIPPET_SOURCE_CHARS))
         if p.snippets

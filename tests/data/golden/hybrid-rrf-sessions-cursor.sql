@@ -6,16 +6,12 @@ vec AS (
     SELECT u.id, u.dist, row_number() OVER (ORDER BY u.dist, u.id) AS rank
     FROM (
         (SELECT w.id, w.embedding <=> %(qvec)b AS dist FROM warm_docs w
-         WHERE "w".project_id = %(project_id)s
-             AND "w".session_id <> ALL(%(exclude_sessions)s)
-             AND ("w".id <= %(max_id)s OR ("w".kind = 'summary' AND EXISTS (
+         WHERE "w".project_id = %(project_id)s AND ("w".id <= %(max_id)s OR ("w".kind = 'summary' AND EXISTS (
     SELECT 1 FROM documents o WHERE o.project_id = "w".project_id AND o.session_id = "w".session_id
     AND o.id <= %(max_id)s))) ORDER BY w.embedding <=> %(qvec)b LIMIT %(candidates)s)
         UNION ALL
         (SELECT d.id, d.embedding <=> %(qvec)b AS dist FROM documents d
-         WHERE "d".project_id = %(project_id)s
-             AND "d".session_id <> ALL(%(exclude_sessions)s)
-             AND ("d".id <= %(max_id)s OR ("d".kind = 'summary' AND EXISTS (
+         WHERE "d".project_id = %(project_id)s AND ("d".id <= %(max_id)s OR ("d".kind = 'summary' AND EXISTS (
     SELECT 1 FROM documents o WHERE o.project_id = "d".project_id AND o.session_id = "d".session_id
     AND o.id <= %(max_id)s))) AND d.id > (SELECT watermark FROM tier_state) AND d.embedding IS NOT NULL
          ORDER BY 2 LIMIT %(candidates)s)
@@ -50,11 +46,9 @@ tlist AS MATERIALIZED (
 ),
 twarm AS MATERIALIZED (
     SELECT w.id, w.tsv, w.tlen
-    FROM (SELECT id, approx FROM tlist ORDER BY approx DESC, id ) a
+    FROM (SELECT id, approx FROM tlist ORDER BY approx DESC, id LIMIT %(text_pool)s) a
     JOIN warm_docs w ON w.project_id = %(project_id)s AND w.id = a.id
-    WHERE "w".project_id = %(project_id)s
-        AND "w".session_id <> ALL(%(exclude_sessions)s)
-        AND ("w".id <= %(max_id)s OR ("w".kind = 'summary' AND EXISTS (
+    WHERE "w".project_id = %(project_id)s AND ("w".id <= %(max_id)s OR ("w".kind = 'summary' AND EXISTS (
     SELECT 1 FROM documents o WHERE o.project_id = "w".project_id AND o.session_id = "w".session_id
     AND o.id <= %(max_id)s)))
     ORDER BY a.approx DESC, a.id LIMIT %(text_pool)s
@@ -62,18 +56,14 @@ twarm AS MATERIALIZED (
 tcand AS MATERIALIZED (
     (SELECT id, tsv, tlen, false AS hot, true AS keep FROM twarm) UNION ALL
     (SELECT w.id, w.tsv, w.tlen, false AS hot, true AS keep FROM warm_docs w, qry q
-     WHERE "w".project_id = %(project_id)s
-         AND "w".session_id <> ALL(%(exclude_sessions)s)
-         AND ("w".id <= %(max_id)s OR ("w".kind = 'summary' AND EXISTS (
+     WHERE "w".project_id = %(project_id)s AND ("w".id <= %(max_id)s OR ("w".kind = 'summary' AND EXISTS (
     SELECT 1 FROM documents o WHERE o.project_id = "w".project_id AND o.session_id = "w".session_id
     AND o.id <= %(max_id)s)))
         AND w.tsv @@ q.tq
-        AND (SELECT count(*) FROM twarm) < %(candidates)s
-        AND w.id NOT IN (SELECT id FROM twarm)
+        AND NOT EXISTS (SELECT 1 FROM warm_text_top t WHERE t.project_id = %(project_id)s)
      ORDER BY ts_rank(w.tsv, q.tq, 1) DESC LIMIT %(match_pool)s)
     UNION ALL
     (SELECT d.id, d.tsv, d.tlen, true AS hot, ("d".project_id = %(project_id)s
-        AND "d".session_id <> ALL(%(exclude_sessions)s)
         AND ("d".id <= %(max_id)s OR ("d".kind = 'summary' AND EXISTS (
     SELECT 1 FROM documents o WHERE o.project_id = "d".project_id AND o.session_id = "d".session_id
     AND o.id <= %(max_id)s)))) AS keep FROM documents d, qry q
@@ -119,7 +109,9 @@ SELECT f.id AS doc_id, f.score, f.vector_rank, f.text_rank, f.vector_score, f.te
        ''::text AS snippet,
        numnode(q.tq) = 0 AS empty_query,
        coalesce(%(max_id)s::bigint, (SELECT max(m.id) FROM documents m WHERE m.project_id = %(project_id)s)) AS snapshot_id
-FROM (SELECT * FROM fused WHERE true ORDER BY score DESC, id LIMIT %(limit)s OFFSET %(offset)s) f
+FROM (SELECT * FROM fused WHERE true
+    AND NOT EXISTS (SELECT 1 FROM documents s WHERE s.project_id = %(project_id)s AND s.id = fused.id
+    AND s.session_id = ANY(%(exclude_sessions)s)) ORDER BY score DESC, id LIMIT %(limit)s OFFSET %(offset)s) f
 JOIN documents d ON d.project_id = %(project_id)s AND d.id = f.id
 CROSS JOIN qry q
 ORDER BY f.score DESC, f.id
