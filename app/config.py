@@ -126,6 +126,17 @@ class Settings(Limits):
     # complete below 2000 matches, so smaller projects are scored exhaustively.
     text_top_docs: int = Field(default=2000, ge=10)
     text_pool: int = Field(default=200, ge=10)
+    # Sessions as answers (`group: "session"`, ctxsearch.domain.grouping.rank_sessions): the
+    # best `session_pool` documents of the fused ranking (at least `session_pool_per_result`
+    # per session asked for) are grouped by session. A session scores its best document's
+    # score plus `session_evidence_weight` x the sum of its next `session_evidence_hits`
+    # best; the defaults let the best hit decide and further evidence settle near ties.
+    # Each session shows its best `session_snippets` documents as evidence.
+    session_pool: int = Field(default=200, ge=10, le=5000)
+    session_pool_per_result: int = Field(default=10, ge=1, le=100)
+    session_evidence_weight: float = Field(default=0.2, ge=0, le=10)
+    session_evidence_hits: int = Field(default=2, ge=0, le=50)
+    session_snippets: int = Field(default=3, ge=1, le=10)
 
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"

@@ -51,6 +51,7 @@ class EventType(str, Enum):
 DocKind = Literal["summary", "event"]
 SearchMode = Literal["hybrid", "vector", "text"]
 Fusion = Literal["convex", "rrf", "weighted"]
+SearchGroup = Literal["event", "session"]
 
 
 def _no_nul(value: str, what: str) -> str:
@@ -212,12 +213,20 @@ class SearchRequest(_Strict):
     kinds: list[DocKind] | None = Field(
         default=None, max_length=2, description="Only these kinds of document: events, session summaries."
     )
-    limit: int = Field(default=10, ge=1, le=MAX_LIMIT, strict=True, description="Most hits to return.")
+    limit: int = Field(
+        default=10, ge=1, le=MAX_LIMIT, strict=True, description="Most hits (with group=session: sessions) to return."
+    )
     mode: SearchMode = Field(
         default="hybrid",
         description="hybrid: by meaning and by exact words, fused; vector: by meaning only; text: by exact words only.",
     )
     explain: bool = Field(default=False, strict=True, description="Add each arm's score to each hit.")
+    group: SearchGroup = Field(
+        default="event",
+        description="event: rank documents (events and session summaries), answered in `results`; "
+        "session: rank sessions by the evidence of their matching documents, each session once with "
+        "its best hits, answered in `sessions` (for 'which session fixed X?').",
+    )
     fusion: Fusion | None = Field(
         default=None,
         description="How the arms combine (default: the server's, convex): convex (cosine and "
@@ -303,12 +312,39 @@ class SearchHit(BaseModel):
     scores: ArmScores | None = None
 
 
+class SessionHit(BaseModel):
+    """A session as an answer (group=session), ranked by the evidence of its matching documents."""
+
+    session_id: str
+    project_id: str
+    score: float = Field(
+        description="The session's best hit's score plus a small share of its next best hits' "
+        "(settings session_evidence_weight, session_evidence_hits)."
+    )
+    confidence: float = Field(description="Its best hit's confidence: how likely the session is relevant.")
+    title: str = Field(
+        description="The first sentence of the session's summary (the agent's if it wrote one), else its best hit's title."
+    )
+    started_at: datetime | None = Field(description="The session's first event.")
+    ended_at: datetime | None = Field(description="The session's last event.")
+    timestamp: datetime = Field(description="When its best hit happened.")
+    matched: int = Field(description="How many of the session's documents matched among the candidates ranked.")
+    hits: list[SearchHit] = Field(description="Its best hits, best first, with snippets: the evidence.")
+
+
 class SearchResponse(BaseModel):
-    results: list[SearchHit]
+    results: list[SearchHit] = Field(description="The hits, best first; empty with group=session.")
+    sessions: list[SessionHit] | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="With group=session only: the sessions, best first, each once.",
+    )
     mode: SearchMode
     fusion: Fusion | None = Field(default=None, description="The fusion that ranked the hits.")
     took_ms: float
-    truncated: bool = Field(default=False, description="True when max_tokens cut a snippet or left hits out.")
+    truncated: bool = Field(
+        default=False, description="True when max_tokens cut a snippet or left hits (or sessions) out."
+    )
     next_cursor: str | None = Field(default=None, description="Pass as `cursor` to get the next page; null at the end.")
 
 

@@ -7,6 +7,8 @@
                     "type": "error", "content": "ZeroDivisionError in compute_average_price"}])
         for hit in cs.search("checkout crash", project_id="shop").results:
             print(hit.score, hit.id, hit.snippet)
+        for session in cs.search("checkout crash", project_id="shop", group="session").sessions:
+            print(session.score, session.session_id, session.title, [h.id for h in session.hits])
 
 `AsyncClient` has the same methods, awaited. Failures raise `CtxsearchError`
 subclasses carrying the HTTP status and the server's `error` message.
@@ -29,6 +31,7 @@ from ctxsearch.schemas import (
     ProjectStats,
     SearchHit,
     SearchResponse,
+    SessionHit,
     SessionList,
     SessionPublic,
 )
@@ -192,7 +195,8 @@ class Client:
 
     def search(self, query: str, project_id: str, **options: Any) -> SearchResponse:
         """POST /v1/search. Options are SearchRequest's fields: session_id, types, files, since, until,
-        kinds, limit, mode, max_tokens, cursor, explain, fusion, rrf_k, weights."""
+        kinds, limit, mode, max_tokens, cursor, explain, group, fusion, rrf_k, weights. With
+        group="session" the answer's `sessions` holds SessionHit models (and `results` is empty)."""
         return self._send(_search(query, project_id, options))
 
     def search_all(self, query: str, project_id: str, **options: Any) -> Iterator[SearchHit]:
@@ -201,6 +205,17 @@ class Client:
         while True:
             page = self.search(query, project_id, cursor=cursor, **options)
             yield from page.results
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    def search_sessions(self, query: str, project_id: str, **options: Any) -> Iterator[SessionHit]:
+        """Every session (group="session"), page after page, following next_cursor."""
+        cursor = options.pop("cursor", None)
+        options.pop("group", None)
+        while True:
+            page = self.search(query, project_id, cursor=cursor, group="session", **options)
+            yield from page.sessions or []
             if not page.next_cursor:
                 return
             cursor = page.next_cursor
@@ -279,6 +294,17 @@ class AsyncClient:
             page = await self.search(query, project_id, cursor=cursor, **options)
             for hit in page.results:
                 yield hit
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    async def search_sessions(self, query: str, project_id: str, **options: Any) -> AsyncIterator[SessionHit]:
+        cursor = options.pop("cursor", None)
+        options.pop("group", None)
+        while True:
+            page = await self.search(query, project_id, cursor=cursor, group="session", **options)
+            for session in page.sessions or []:
+                yield session
             if not page.next_cursor:
                 return
             cursor = page.next_cursor

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ctxsearch.domain.confidence import CALIBRATION
+from ctxsearch.domain.confidence import CALIBRATION, confidence
 from ctxsearch.evals.datasets import Corpus, Dataset, DatasetError, Query, _digest, _read_jsonl
 from ctxsearch.service.facade import Service
 from ctxsearch.store.search import SearchParams, search
@@ -285,6 +285,11 @@ def _features(mode: str, c: Candidate) -> list[float]:
     return [cosine, c.text_norm if mode != "vector" else 0.0, 1.0]
 
 
+def _confidence(mode: str, c: Candidate, calibration) -> float:
+    x = _features(mode, c)
+    return confidence(mode, x[0], x[1], calibration)
+
+
 def _scorer(mode: str, alpha: float):
     return {"hybrid": convex(alpha), "text": text_arm, "vector": vector_arm}[mode]
 
@@ -333,21 +338,16 @@ def fit_calibration(records: list[Record], alpha: float) -> dict[str, tuple[floa
     return out
 
 
-def _p(coef, x) -> float:
-    return 1 / (1 + math.exp(-float(np.dot(coef, x))))
-
-
 def threshold_report(records: list[Record], calibration: dict, alpha: float, mode: str = "hybrid") -> dict:
     """At each threshold: each kind's headline metric over the hits kept, and for queries
     in other projects the hits kept per query and the share with none."""
-    coef = np.asarray(calibration[mode])
     out = {}
     for t in (0.0, *THRESHOLDS):
         row: dict[str, dict] = {}
         by_group: dict[str, list] = defaultdict(list)
         for rec in records:
             hits = ranked(rec, _scorer(mode, alpha))[:10]
-            kept = [h for h in hits if _p(coef, _features(mode, h)) >= t]
+            kept = [h for h in hits if _confidence(mode, h, calibration) >= t]
             if rec.own:
                 by_group[rec.dataset].append(metrics(rec, kept)[HEADLINE[rec.kind]])
                 if rec.kind == "sessions":
@@ -363,9 +363,8 @@ def threshold_report(records: list[Record], calibration: dict, alpha: float, mod
 
 def calibration_error(records: list[Record], calibration: dict, alpha: float, mode: str = "hybrid") -> dict:
     """Expected calibration error per group (10 equal-width bins over the top 10 hits)."""
-    coef = np.asarray(calibration[mode])
     X, y, groups = calibration_rows(records, mode, alpha)
-    p = 1 / (1 + np.exp(-X @ coef))
+    p = np.asarray([confidence(mode, x[0], x[1], calibration) for x in X])
     out = {}
     for g in sorted(set(groups)):
         s = groups == g

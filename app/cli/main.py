@@ -17,7 +17,7 @@ import click
 from ctxsearch.config import Settings
 
 if TYPE_CHECKING:
-    from ctxsearch.schemas import SearchRequest
+    from ctxsearch.schemas import SearchRequest, SearchResponse
 
 
 from ctxsearch.cli.common import _fail, _is_loopback, _logging, _needs, _settings, data_dir_option
@@ -375,7 +375,7 @@ def search_request_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @main.command()
 @search_request_options
 @data_dir_option
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per hit.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per hit (with --group session: per session).")
 def search(req: SearchRequest, data_dir: Path | None, as_json: bool) -> None:
     """Search a project's context."""
     from ctxsearch.service.facade import Service
@@ -393,6 +393,9 @@ def search(req: SearchRequest, data_dir: Path | None, as_json: bool) -> None:
             f"next page: --cursor {resp.next_cursor}" + (" (cut to the token budget)" if resp.truncated else ""),
             err=True,
         )
+    if resp.sessions is not None:
+        _print_sessions(resp, req.explain, as_json)
+        return
     if as_json:
         for hit in resp.results:
             click.echo(hit.model_dump_json())
@@ -405,11 +408,34 @@ def search(req: SearchRequest, data_dir: Path | None, as_json: bool) -> None:
             f"{n:>2}. {hit.score:.4f}  {hit.kind}:{hit.id}  session {hit.session_id}  {hit.timestamp:%Y-%m-%d %H:%M}{ranks}"
         )
         click.echo(f"    {hit.title}")
-        snippet = hit.snippet.replace("<b>", click.style("", bold=True, reset=False)).replace(
-            "</b>", click.style("", reset=True)
-        )
-        click.echo(f"    {' '.join(snippet.split())}")
+        click.echo(f"    {_bold_snippet(hit.snippet)}")
     click.echo(f"({len(resp.results)} results, {resp.took_ms:.1f} ms)", err=True)
+
+
+def _bold_snippet(snippet: str) -> str:
+    snippet = snippet.replace("<b>", click.style("", bold=True, reset=False)).replace(
+        "</b>", click.style("", reset=True)
+    )
+    return " ".join(snippet.split())
+
+
+def _print_sessions(resp: SearchResponse, explain: bool, as_json: bool) -> None:
+    """`--group session`: each session, then its evidence hits indented."""
+    if as_json:
+        for session in resp.sessions:
+            click.echo(session.model_dump_json())
+        return
+    if not resp.sessions:
+        click.echo("no results")
+    for n, session in enumerate(resp.sessions, 1):
+        when = f"{session.started_at:%Y-%m-%d %H:%M}" if session.started_at else f"{session.timestamp:%Y-%m-%d %H:%M}"
+        click.echo(f"{n:>2}. {session.score:.4f}  session {session.session_id}  {when}  ({session.matched} matched)")
+        click.echo(f"    {session.title}")
+        for hit in session.hits:
+            ranks = f"  [vector {hit.ranks.vector}, text {hit.ranks.text}]" if explain else ""
+            click.echo(f"    - {hit.score:.4f}  {hit.kind}:{hit.id}  {hit.timestamp:%Y-%m-%d %H:%M}{ranks}")
+            click.echo(f"      {_bold_snippet(hit.snippet)}")
+    click.echo(f"({len(resp.sessions)} sessions, {resp.took_ms:.1f} ms)", err=True)
 
 
 def _refuse_user_data_dir(data_dir: Path) -> None:

@@ -79,7 +79,8 @@ class SessionEvent:
     importance: float = 0.0
 
 
-def _first_sentence(text: str, limit: int = 220) -> str:
+def first_sentence(text: str, limit: int = 220) -> str:
+    """The text's first sentence, at most `limit` characters (cut with an ellipsis)."""
     text = " ".join(text.split())
     m = re.match(r"(.{20,}?[.!?])(\s|$)", text)
     out = m.group(1) if m and len(m.group(1)) <= limit else text[:limit]
@@ -93,7 +94,7 @@ _LEAD = re.compile(r"^(?:decided|decision|we decided|i decided)\s*(?:to\b|that\b
 
 def _clause(text: str, limit: int = 200) -> str:
     """A sentence fit to follow a heading such as "Decided:"."""
-    s = _first_sentence(_LEAD.sub("", text.strip()) or text, limit).rstrip(".")
+    s = first_sentence(_LEAD.sub("", text.strip()) or text, limit).rstrip(".")
     return s[:1].lower() + s[1:] if s[:1].isupper() and not s[1:2].isupper() else s
 
 
@@ -173,7 +174,7 @@ def extract_summary(
     parts: list[str] = []
     opener = next((e for e in events if e.type == "message" and len(e.content.strip()) > 10), None)
     if opener:
-        parts.append(f"Goal: {_first_sentence(opener.content)}")
+        parts.append(f"Goal: {first_sentence(opener.content)}")
     span = f"{metrics['events']} events over {_duration(metrics['duration_s'])}"
     files = [f["path"] for f in metrics["top_files"][:5]]
     if files:
@@ -185,7 +186,7 @@ def extract_summary(
         parts.append("Decisions: " + "; ".join(_clause(e.content) for e in decisions[:4]) + ".")
     errors = [e for e in keys if e.type == "error"] or [e for e in events if e.type == "error"][:2]
     if errors:
-        parts.append("Errors: " + "; ".join(_first_sentence(e.content, 200).rstrip(".") for e in errors[:3]) + ".")
+        parts.append("Errors: " + "; ".join(first_sentence(e.content, 200).rstrip(".") for e in errors[:3]) + ".")
     t = metrics["test_runs"]
     if t["total"]:
         last = next((run_outcome(e.content, e.payload) for e in reversed(events) if e.type == "test_run"), None)
@@ -194,12 +195,12 @@ def extract_summary(
         parts.append(f"Tests ran {times} ({t['passed']} passed, {t['failed']} failed), last {state}.")
     commits = [e for e in events if e.type == "commit"]
     if commits:
-        parts.append("Committed: " + "; ".join(_first_sentence(e.content, 160).rstrip(".") for e in commits[-3:]) + ".")
+        parts.append("Committed: " + "; ".join(first_sentence(e.content, 160).rstrip(".") for e in commits[-3:]) + ".")
     if metrics["tool_calls"]:
         top = [f"{k} ({v})" for k, v in list(metrics["tool_calls"].items())[:4]]
         parts.append(f"Tools: {_join(top)}.")
     notes = [e for e in keys if e.type in ("note", "file_edit", "message") and e is not opener][:2]
     for e in notes:
-        parts.append(_first_sentence(e.content, 200))
+        parts.append(first_sentence(e.content, 200))
     text = " ".join(parts)
     return text if len(text) <= max_chars else text[: max_chars - 1].rstrip() + "…"

@@ -19,15 +19,31 @@ from __future__ import annotations
 import math
 
 # mode -> (cosine weight, text_norm weight, bias)
-CALIBRATION: dict[str, tuple[float, float, float]] = {
+CALIBRATION = {
     "hybrid": (2.711, 4.482, -5.299),
     "vector": (7.266, 0.0, -5.13),
     "text": (0.0, 4.922, -4.495),
 }
 
 
-def confidence(mode: str, cosine: float | None, text_norm: float | None) -> float:
-    """P(relevant) for a hit; a missing arm's score counts as no evidence (0)."""
-    wc, wt, bias = CALIBRATION[mode]
-    z = bias + wc * (cosine or 0.0) + wt * (text_norm or 0.0)
-    return round(1.0 / (1.0 + math.exp(-z)), 4)
+Calibration = dict[str, tuple[float, float, float]]
+
+
+def _logistic(coef: tuple[float, float, float], cosine: float, text_norm: float) -> float:
+    wc, wt, bias = coef
+    return 1.0 / (1.0 + math.exp(-(bias + wc * cosine + wt * text_norm)))
+
+
+def confidence(
+    mode: str, cosine: float | None, text_norm: float | None, calibration: Calibration = CALIBRATION
+) -> float:
+    """P(relevant) for a hit; a missing arm's score counts as no evidence (0).
+
+    In hybrid mode a hit is as likely relevant as either model says: a long prompt's words
+    that match nothing lower the text arm's share, not what its meaning already shows.
+    """
+    cosine, text_norm = cosine or 0.0, text_norm or 0.0
+    p = _logistic(calibration[mode], cosine, text_norm)
+    if mode == "hybrid":
+        p = max(p, _logistic(calibration["vector"], cosine, 0.0))
+    return round(p, 4)

@@ -133,9 +133,13 @@ def build_server(get_service: Callable[[], Service]) -> MCPServer:
         """Search a project's past coding sessions (events and session summaries) by meaning and by exact words.
 
         Call it before debugging an error, changing a file or revisiting a decision, to learn
-        what earlier sessions found. Returns hits ranked best first, each with its id, session_id,
-        timestamp, type, title, a snippet (matched words in <b></b>), files and score. When
-        `next_cursor` is set there are more hits: call again with the same query and filters and
+        what earlier sessions found. Returns hits ranked best first in `results`, each with its id,
+        session_id, timestamp, type, title, a snippet (matched words in <b></b>), files and score.
+        Use group="session" when the question is which session did something ("which session
+        fixed X?", "when did we decide Y?"): then `sessions` holds sessions ranked by all their
+        matching events, each once, with its title, when it ran, how many documents matched and
+        its best hits as evidence (`results` is empty); follow up with get_session. When
+        `next_cursor` is set there is more: call again with the same query and filters and
         cursor=next_cursor. `truncated: true` means max_tokens cut a snippet or left hits for later.
         """
         with _tool_errors():

@@ -15,7 +15,9 @@ from functools import cached_property
 import psycopg
 
 from ctxsearch.config import Settings
+from ctxsearch.domain.condense import first_sentence
 from ctxsearch.domain.confidence import confidence
+from ctxsearch.domain.grouping import RankedSession, rank_sessions
 from ctxsearch.domain.privacy import redact_events, redact_summary
 from ctxsearch.embeddings import Embedder, get_embedder
 from ctxsearch.schemas import (
@@ -29,17 +31,20 @@ from ctxsearch.schemas import (
     SearchHit,
     SearchRequest,
     SearchResponse,
+    SessionHit,
     SessionList,
     SessionListItem,
     SessionPublic,
 )
 from ctxsearch.service.paging import (
     MAX_PAGED_RESULTS,
+    MAX_PAGED_SESSIONS,
     PageState,
     TokenCounter,
     decode_cursor,
     encode_cursor,
     fit_budget,
+    fit_sessions,
     remember,
 )
 from ctxsearch.service.worker import Worker
@@ -48,11 +53,14 @@ from ctxsearch.store.ingest import ingest_events
 from ctxsearch.store.migrations import MigrationError, pending_migrations
 from ctxsearch.store.projects import has_unembedded, last_document_id, list_sessions, project_stats
 from ctxsearch.store.queue import queue_depth
-from ctxsearch.store.search import SearchParams, hit_id, timed_search, tuning
-from ctxsearch.store.sessions import read_session
+from ctxsearch.store.search import SearchParams, headlines, hit_id, timed_search, tuning
+from ctxsearch.store.sessions import read_session, session_overviews
 from ctxsearch.store.summaries import set_agent_summary
 
 log = logging.getLogger(__name__)
+
+# group=session: the arms reach at most this many documents deeper on later pages.
+MAX_SESSION_DEPTH = 5000
 
 
 class NotFound(LookupError):
@@ -133,31 +141,15 @@ class Service:
         Raises InvalidCursor for a cursor that is not this query's.
         """
         s = self.settings
-        state = decode_cursor(req.cursor, req, s.cursor_secret) if req.cursor else PageState()
-        weights = req.weights
-        fusion = tuning(s, req.fusion)
-        if req.rrf_k:
-            fusion["rrf_k"] = req.rrf_k
-        if weights:
-            fusion.update(weight_vector=weights.vector, weight_text=weights.text)
-        floor = s.min_confidence if req.min_confidence is None else req.min_confidence
-        params = SearchParams(
-            query=req.query,
-            project_id=req.project_id,
-            session_id=req.session_id,
-            types=[t.value for t in req.types] if req.types else None,
-            files=req.files,
-            since=req.since,
-            until=req.until,
-            kinds=req.kinds,
+        state = decode_cursor(req.cursor, req, s.cursor_secret) if req.cursor else PageState(group=req.group)
+        if req.group == "session":
+            return self._search_sessions(req, state)
+        params = self._params(
+            req,
+            state,
             limit=req.limit + 1,
             offset=offset,
-            mode=req.mode,
             candidates=max(req.limit * s.overfetch, s.min_candidates),
-            max_id=state.snapshot_id,
-            exclude_ids=state.seen_ids,
-            exclude_summaries=state.seen_summaries,
-            **fusion,
         )
         with self.db.connection() as conn:
             rows, took = timed_search(conn=conn, params=params, embedder=self.embedder)
@@ -166,7 +158,7 @@ class Service:
         hits = [self._hit(r, req.mode, req.explain) for r in rows]
         # The list ends at the first hit below the floor (hits are in score order, and
         # confidence follows the score closely): no page after it, no gaps in it.
-        cut = next((i for i, h in enumerate(hits) if h.confidence < floor), None)
+        cut = next((i for i, h in enumerate(hits) if h.confidence < self._floor(req)), None)
         if cut is not None:
             rows, hits, more = rows[:cut], hits[:cut], False
         truncated = False
@@ -183,10 +175,128 @@ class Service:
         return SearchResponse(
             results=hits,
             mode=req.mode,
-            fusion=fusion["fusion"],
+            fusion=params.fusion,
             took_ms=round(took, 3),
             truncated=truncated,
             next_cursor=next_cursor,
+        )
+
+    def _floor(self, req: SearchRequest) -> float:
+        return self.settings.min_confidence if req.min_confidence is None else req.min_confidence
+
+    def _search_sessions(self, req: SearchRequest, state: PageState) -> SearchResponse:
+        """group=session: the fused ranking's best documents grouped into sessions
+        (rank_sessions), each session with its best hits as evidence."""
+        s = self.settings
+        t0 = time.perf_counter()
+        # A pool that does not depend on the page size below session_pool: a page of 3
+        # sessions is the first 3 of a page of 10.
+        pool = max(s.session_pool, (req.limit + 1) * s.session_pool_per_result)
+        # Later pages leave the returned sessions out of the same fused ranking; the arms reach
+        # as much deeper as those sessions took up.
+        depth = min(state.seen_rows, MAX_SESSION_DEPTH)
+        params = self._params(req, state, limit=pool, candidates=pool + depth, snippets=False)
+        with self.db.connection() as conn:
+            rows, _ = timed_search(conn=conn, params=params, embedder=self.embedder)
+            ranked = rank_sessions(
+                [(r["session_id"], float(r["score"])) for r in rows],
+                evidence_weight=s.session_evidence_weight,
+                evidence_hits=s.session_evidence_hits,
+            )
+            page = ranked[: req.limit]
+            evidence = [i for r in page for i in r.rows[: s.session_snippets]]
+            snippets = headlines(
+                conn=conn, project_id=req.project_id, query=req.query, doc_ids=[rows[i]["doc_id"] for i in evidence]
+            )
+            overviews = session_overviews(
+                conn=conn, project_id=req.project_id, session_ids=[r.session_id for r in page]
+            )
+        sessions = [
+            self._session_hit(r, rows, snippets, overviews.get(r.session_id), req.mode, req.explain) for r in page
+        ]
+        # A full pool may have left sessions out: the next page ranks what is left.
+        more = len(ranked) > req.limit or len(rows) >= pool
+        cut = next((i for i, h in enumerate(sessions) if h.confidence < self._floor(req)), None)
+        if cut is not None:
+            sessions, more = sessions[:cut], False
+        truncated = False
+        if req.max_tokens is not None and sessions:
+            kept, truncated = fit_sessions(sessions, req.max_tokens, self.token_counter)
+            more = more or len(kept) < len(sessions)
+            sessions = kept
+        if rows:
+            state.snapshot_id = rows[0]["snapshot_id"]
+        next_cursor = None
+        seen = [*state.seen_sessions, *(h.session_id for h in sessions)]
+        if more and sessions and len(seen) < MAX_PAGED_SESSIONS:
+            returned = {h.session_id for h in sessions}
+            used = state.seen_rows + sum(1 for r in rows if r["session_id"] in returned)
+            state = PageState(snapshot_id=state.snapshot_id, group="session", seen_sessions=seen, seen_rows=used)
+            next_cursor = encode_cursor(state, req, s.cursor_secret)
+        took = (time.perf_counter() - t0) * 1000
+        return SearchResponse(
+            results=[],
+            sessions=sessions,
+            mode=req.mode,
+            fusion=params.fusion,
+            took_ms=round(took, 3),
+            truncated=truncated,
+            next_cursor=next_cursor,
+        )
+
+    def _session_hit(
+        self,
+        ranked: RankedSession,
+        rows: list[dict],
+        snippets: dict[int, str],
+        overview: dict | None,
+        mode: str,
+        explain: bool,
+    ) -> SessionHit:
+        hits = [
+            self._hit({**rows[i], "snippet": snippets.get(rows[i]["doc_id"], "")}, mode, explain)
+            for i in ranked.rows[: self.settings.session_snippets]
+        ]
+        best = hits[0]
+        summary = (overview or {}).get("summary")
+        return SessionHit(
+            session_id=ranked.session_id,
+            project_id=best.project_id,
+            score=ranked.score,
+            confidence=best.confidence,
+            title=first_sentence(summary, 160) if summary else best.title,
+            started_at=(overview or {}).get("started_at"),
+            ended_at=(overview or {}).get("ended_at"),
+            timestamp=best.timestamp,
+            matched=ranked.matched,
+            hits=hits,
+        )
+
+    def _params(self, req: SearchRequest, state: PageState, **page) -> SearchParams:
+        """The request's query and filters as SearchParams, with the server's ranking settings."""
+        s = self.settings
+        weights = req.weights
+        fusion = tuning(s, req.fusion)
+        if req.rrf_k:
+            fusion["rrf_k"] = req.rrf_k
+        if weights:
+            fusion.update(weight_vector=weights.vector, weight_text=weights.text)
+        return SearchParams(
+            query=req.query,
+            project_id=req.project_id,
+            session_id=req.session_id,
+            types=[t.value for t in req.types] if req.types else None,
+            files=req.files,
+            since=req.since,
+            until=req.until,
+            kinds=req.kinds,
+            mode=req.mode,
+            max_id=state.snapshot_id,
+            exclude_ids=state.seen_ids,
+            exclude_summaries=state.seen_summaries,
+            exclude_sessions=state.seen_sessions,
+            **page,
+            **fusion,
         )
 
     @staticmethod

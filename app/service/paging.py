@@ -3,8 +3,10 @@
 A cursor pins the first page's snapshot (the project's highest document id then:
 ids only grow, so later documents are left out) and lists what was already
 returned. Each page is the best of what is left, so pages never repeat a hit and
-never skip one, even while new events arrive or a summary is rewritten. Cursors
-are signed; a tampered or foreign cursor is refused with a message naming it.
+never skip one, even while new events arrive or a summary is rewritten. With
+group=session the cursor lists the sessions returned instead, and each page ranks
+the sessions still to return. Cursors are signed; a tampered or foreign cursor (one
+of the other group included) is refused with a message naming it.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from ctxsearch.schemas import MAX_CURSOR_CHARS, SearchHit, SearchRequest
+from ctxsearch.schemas import MAX_CURSOR_CHARS, SearchHit, SearchRequest, SessionHit
 
 # Paging goes this deep; a cursor lists the ids already returned, so it must stay small.
 MAX_PAGED_RESULTS = 1000
+# Session ids are text of up to 256 characters: fewer of them fit a cursor.
+MAX_PAGED_SESSIONS = 200
 CURSOR_VERSION = 1
 
 # Fields that define a result list; a cursor only continues the list it came from.
@@ -50,6 +54,11 @@ class PageState:
     snapshot_id: int | None = None
     seen_ids: list[int] = field(default_factory=list)
     seen_summaries: list[str] = field(default_factory=list)
+    group: str = "event"
+    seen_sessions: list[str] = field(default_factory=list)
+    # group=session: how many ranked documents the returned sessions took up; each arm
+    # fetches that many more, as it does for seen_ids.
+    seen_rows: int = 0
 
 
 def fingerprint(req: SearchRequest) -> str:
@@ -65,7 +74,9 @@ def _b64decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def encode_cursor(state: PageState, req: SearchRequest, secret: str) -> str:
+def encode_cursor(state: PageState, req: SearchRequest, secret: str) -> str | None:
+    """The signed cursor for this state; None when it would be longer than a request may send
+    (paging stops there)."""
     ids = sorted(state.seen_ids)
     deltas = [b - a for a, b in zip([0, *ids], ids, strict=False)]  # small numbers compress well
     doc = {
@@ -75,9 +86,14 @@ def encode_cursor(state: PageState, req: SearchRequest, secret: str) -> str:
         "i": deltas,
         "s": sorted(state.seen_summaries),
     }
+    if state.group != "event":  # an event cursor stays as it was before groups existed
+        doc["g"] = state.group
+        doc["ss"] = sorted(state.seen_sessions)
+        doc["n"] = state.seen_rows
     body = zlib.compress(json.dumps(doc, separators=(",", ":")).encode(), 9)
     payload = base64.urlsafe_b64encode(body).decode().rstrip("=")
-    return f"{payload}.{_sign(secret, body)}"
+    cursor = f"{payload}.{_sign(secret, body)}"
+    return cursor if len(cursor) <= MAX_CURSOR_CHARS else None
 
 
 def decode_cursor(cursor: str, req: SearchRequest, secret: str) -> PageState:
@@ -100,11 +116,24 @@ def decode_cursor(cursor: str, req: SearchRequest, secret: str) -> PageState:
         for delta in doc["i"]:
             total += int(delta)
             ids.append(total)
-        state = PageState(snapshot_id=doc["m"], seen_ids=ids, seen_summaries=[str(s) for s in doc["s"]])
+        group = str(doc.get("g", "event"))
+        state = PageState(
+            snapshot_id=doc["m"],
+            seen_ids=ids,
+            seen_summaries=[str(s) for s in doc["s"]],
+            group=group,
+            seen_sessions=[str(s) for s in doc.get("ss", [])],
+            seen_rows=int(doc.get("n", 0)),
+        )
     except InvalidCursor:
         raise
     except (ValueError, KeyError, TypeError, zlib.error):
         raise InvalidCursor("cursor: not a cursor returned by this service") from None
+    if state.group != req.group:
+        raise InvalidCursor(
+            f"cursor: continues a group={state.group} search, not this group={req.group} one; "
+            "repeat the request that returned it, or start without a cursor"
+        )
     if doc["q"] != fingerprint(req):
         raise InvalidCursor("cursor: belongs to a different query or filters; repeat the request that returned it")
     return state
@@ -218,3 +247,47 @@ def remember(state: PageState, returned: list[tuple[int, SearchHit]]) -> PageSta
         seen_ids=[*state.seen_ids, *(doc_id for doc_id, _ in returned)],
         seen_summaries=[*state.seen_summaries, *(h.session_id for _, h in returned if h.kind == "summary")],
     )
+
+
+def session_tokens(session: SessionHit, counter: TokenCounter) -> int:
+    """A session's cost: the tokens of its JSON (evidence hits included) as a client receives it."""
+    return counter.count(session.model_dump_json(exclude_none=True))
+
+
+def trim_session(session: SessionHit, budget: int, counter: TokenCounter) -> SessionHit | None:
+    """The session with as much of its evidence (best hits first, the last one's snippet cut)
+    as fits `budget` tokens, or None if not even its first hit fits."""
+    room = budget - session_tokens(session.model_copy(update={"hits": []}), counter)
+    for _ in range(4):  # the list's commas: the whole can count a little more than its hits
+        if room <= 0:
+            return None
+        hits, _ = fit_budget(session.hits, room, counter)
+        if sum(hit_tokens(h, counter) for h in hits) > room:
+            return None  # fit_budget keeps a first hit even when it does not fit
+        trimmed = session.model_copy(update={"hits": hits})
+        if session_tokens(trimmed, counter) <= budget:
+            return trimmed
+        room -= 4
+    return None
+
+
+def fit_sessions(sessions: list[SessionHit], max_tokens: int, counter: TokenCounter) -> tuple[list[SessionHit], bool]:
+    """fit_budget for sessions: keep sessions in rank order while they fit, evidence included;
+    the first that does not keeps the evidence that fits. The first session is always kept
+    (with at least its best hit, snippet cut) so that paging makes progress."""
+    kept: list[SessionHit] = []
+    used = 0
+    for session in sessions:
+        cost = session_tokens(session, counter)
+        if used + cost <= max_tokens:
+            kept.append(session)
+            used += cost
+            continue
+        trimmed = trim_session(session, max_tokens - used, counter)
+        if trimmed is not None and (not kept or _snippet_tokens(trimmed.hits[0], counter) >= MIN_SNIPPET_TOKENS):
+            kept.append(trimmed)
+        elif not kept:
+            best = session.hits[0].model_copy(update={"snippet": ""}) if session.hits else None
+            kept.append(session.model_copy(update={"hits": [best] if best else []}))
+        return kept, True
+    return kept, False

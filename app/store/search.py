@@ -40,6 +40,10 @@ class SearchParams:
     max_id: int | None = None
     exclude_ids: list[int] = field(default_factory=list)
     exclude_summaries: list[str] = field(default_factory=list)
+    # Sessions already returned by a `group: "session"` search: left out after fusion (like
+    # exclude_ids), so that every page ranks the same fused list.
+    exclude_sessions: list[str] = field(default_factory=list)
+    snippets: bool = True  # False: no headline per row (sessions make them for their evidence only)
     bm25_k1: float = 1.2
     bm25_b: float = 0.75
     text_pool: int = 200  # warm candidates from the top lists scored exactly by BM25
@@ -291,11 +295,13 @@ _PARTS_WEIGHTED = """SELECT id, vector_rank, text_rank, vector_score, text_score
 
 _FUSIONS = {"rrf": _PARTS_RRF, "convex": _PARTS_CONVEX, "weighted": _PARTS_WEIGHTED}
 
+_HEADLINE = "ts_headline('english', left(d.body, {snippet_chars}), q.tq, %(headline)s)"
+
 _FINAL = """
 SELECT f.id AS doc_id, f.score, f.vector_rank, f.text_rank, f.vector_score, f.text_score, f.text_norm,
        f.vector_part, f.text_part,
        d.kind, d.project_id, d.session_id, d.event_id, d.type, d.title, d.files, d.ts,
-       ts_headline('english', left(d.body, {snippet_chars}), q.tq, %(headline)s) AS snippet,
+       {snippet} AS snippet,
        numnode(q.tq) = 0 AS empty_query,
        coalesce(%(max_id)s::bigint, (SELECT max(m.id) FROM documents m WHERE m.project_id = %(project_id)s)) AS snapshot_id
 FROM (SELECT * FROM fused WHERE {exclude} ORDER BY score DESC, id LIMIT %(limit)s OFFSET %(offset)s) f
@@ -303,6 +309,10 @@ JOIN documents d ON d.project_id = %(project_id)s AND d.id = f.id
 CROSS JOIN qry q
 ORDER BY f.score DESC, f.id
 """
+
+# A session, once returned by a group=session search, is not returned again.
+_SEEN_SESSION = """NOT EXISTS (SELECT 1 FROM documents s WHERE s.project_id = %(project_id)s AND s.id = fused.id
+    AND s.session_id = ANY(%(exclude_sessions)s))"""
 
 # A session's summary, once returned, is not returned again even after it is rewritten.
 _SEEN_SUMMARY = """NOT EXISTS (SELECT 1 FROM documents s WHERE s.project_id = %(project_id)s AND s.id = fused.id
@@ -350,9 +360,14 @@ def build_search_sql(p: SearchParams) -> sql.Composed:
         exclude.append(sql.SQL("id <> ALL(%(exclude_ids)s)"))
     if p.exclude_summaries:
         exclude.append(sql.SQL(_SEEN_SUMMARY))
-    final = sql.SQL(_FINAL).format(
-        snippet_chars=sql.Literal(SNIPPET_SOURCE_CHARS), exclude=sql.SQL(" AND ").join(exclude)
+    if p.exclude_sessions:
+        exclude.append(sql.SQL(_SEEN_SESSION))
+    snippet = (
+        sql.SQL(_HEADLINE).format(snippet_chars=sql.Literal(SNIPPET_SOURCE_CHARS))
+        if p.snippets
+        else sql.SQL("''::text")
     )
+    final = sql.SQL(_FINAL).format(snippet=snippet, exclude=sql.SQL(" AND ").join(exclude))
     return sql.SQL("WITH {} {}").format(sql.SQL(",").join(ctes), final)
 
 
@@ -383,6 +398,7 @@ def search(*, conn: psycopg.Connection, params: SearchParams, query_vector: np.n
         "max_id": params.max_id,
         "exclude_ids": params.exclude_ids,
         "exclude_summaries": params.exclude_summaries,
+        "exclude_sessions": params.exclude_sessions,
         "limit": params.limit,
         "offset": params.offset,
         "rrf_k": float(params.rrf_k),
@@ -396,6 +412,21 @@ def search(*, conn: psycopg.Connection, params: SearchParams, query_vector: np.n
     }
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(build_search_sql(params), values).fetchall()
+
+
+_HEADLINES = sql.SQL(
+    "SELECT d.id, " + _HEADLINE + " AS snippet"
+    " FROM documents d CROSS JOIN (SELECT ctxsearch_query(%(query)s) AS tq) q"
+    " WHERE d.project_id = %(project_id)s AND d.id = ANY(%(ids)s)"
+).format(snippet_chars=sql.Literal(SNIPPET_SOURCE_CHARS))
+
+
+def headlines(*, conn: psycopg.Connection, project_id: str, query: str, doc_ids: list[int]) -> dict[int, str]:
+    """The snippets of these documents for the query, as the search makes them (by document id)."""
+    if not doc_ids:
+        return {}
+    values = {"query": query, "project_id": project_id, "ids": doc_ids, "headline": HEADLINE_OPTIONS}
+    return dict(conn.execute(_HEADLINES, values).fetchall())
 
 
 def hit_id(row: dict) -> str:

@@ -154,3 +154,16 @@ def is_dirty(*, conn: psycopg.Connection, project_id: str, session_id: str) -> b
         "SELECT dirty FROM sessions WHERE project_id = %s AND session_id = %s", (project_id, session_id)
     ).fetchone()
     return bool(r and r[0])
+
+
+def session_overviews(*, conn: psycopg.Connection, project_id: str, session_ids: list[str]) -> dict[str, dict]:
+    """When each session ran and its summary (the agent's if it wrote one), by session id."""
+    if not session_ids:
+        return {}
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            "SELECT session_id, started_at, ended_at, coalesce(agent_summary, summary) AS summary FROM sessions"
+            " WHERE project_id = %s AND session_id = ANY(%s)",
+            (project_id, session_ids),
+        ).fetchall()
+    return {r["session_id"]: r for r in rows}

@@ -30,6 +30,7 @@ VALUES = {
     "max_id": 100,
     "exclude_ids": [1, 2],
     "exclude_summaries": ["s1"],
+    "exclude_sessions": ["s1"],
     "limit": 11,
     "offset": 0,
     "rrf_k": 60.0,

@@ -91,8 +91,7 @@ def test_the_replay_ranks_as_the_service_does(service, collected):
         replay = tune.ranked(rec, tune.convex(alpha))[:10]
         assert [h.id for h in resp.results] == [_hit_id(c) for c in replay], rec.query.text
         for hit, c in zip(resp.results, replay, strict=True):
-            x = tune._features("hybrid", c)
-            assert hit.confidence == pytest.approx(tune._p(CALIBRATION["hybrid"], x), abs=1e-4)
+            assert hit.confidence == pytest.approx(tune._confidence("hybrid", c, CALIBRATION), abs=1e-4)
         checked += 1
     assert checked == len(records)
 

@@ -42,6 +42,9 @@ VARIANTS: dict[str, SearchParams] = {
     },
     "hybrid-convex-filtered": SearchParams(**_BASE, **_FILTERS),
     "hybrid-convex-cursor-text-exact": SearchParams(**_BASE, **_CURSOR),
+    # group=session, a later page: sessions already returned are left out after fusion, and
+    # the rows come without headlines (only the sessions' evidence gets them, afterwards).
+    "hybrid-convex-sessions-cursor": SearchParams(**_BASE, max_id=100, exclude_sessions=["s1"], snippets=False),
 }
 
 
@@ -131,6 +134,10 @@ def test_variants_cover_each_path():
     assert "tlist" in plain and "tlist" not in paged  # text_exact reads the matches, not the top lists
     for placeholder in ("%(exclude_ids)s", "%(exclude_summaries)s", "o.id <= %(max_id)s"):
         assert placeholder in paged and placeholder not in plain
+    sessions = texts["hybrid-convex-sessions-cursor"]
+    assert "s.session_id = ANY(%(exclude_sessions)s)" in sessions and fallback not in sessions  # after fusion
+    assert "ts_headline" in plain and "ts_headline" not in sessions
+    assert "%(exclude_sessions)s" not in plain
     assert "vmax" in texts["vector-weighted"] and "vmax" not in texts["vector-rrf"]
     assert "%(qvec)b" not in texts["text-rrf"] and "ts_rank" not in texts["vector-rrf"]
     # Convex fusion mixes scores, RRF ranks; a text-only candidate's cosine is read in hybrid only.

@@ -36,6 +36,7 @@ SAMPLE: dict[str, Any] = {
     "limit": 7,
     "mode": "text",
     "explain": True,
+    "group": "session",
     "fusion": "weighted",
     "rrf_k": 5,
     "weights": {"vector": 0.5, "text": 2.5},

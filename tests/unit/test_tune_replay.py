@@ -101,7 +101,7 @@ def test_a_constant_feature_gets_no_weight():
 def test_thresholds_count_hits_kept_in_other_projects():
     own = record("sessions", "a", "p", [cand(1, "s", 0.9, 1.5, 1, 1)], sessions=["s"], qid="q1")
     other = record("sessions", "a", "p", [cand(1, "x", 0.1, 0.1, 1, 1)], own=False, qid="q1")
-    cal = {"hybrid": (4.0, 4.0, -5.0)}
+    cal = {"hybrid": (4.0, 4.0, -5.0), "vector": (4.0, 0.0, -5.0)}
     rep = tune.threshold_report([own, other], cal, alpha=0.5)
     assert rep["0.5"]["a"] == 1.0 and rep["0.5"]["a: top hit kept"] == 1.0
     assert rep["0.5"]["a (other projects): hits"] == 0 and rep["0.5"]["a (other projects): none"] == 1.0
