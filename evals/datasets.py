@@ -266,7 +266,8 @@ def load_sessions(folder: Path) -> Dataset:
             raise DatasetError(f"{where}: project {project!r} has no events")
         if expected not in sessions_of[project]:
             raise DatasetError(f"{where}: expected_session {expected!r} is not a session of {project!r}")
-        qid = str(q.get("id") or f"{project}-q{n:03d}")
+        # The position among the queries, from 0: the ids `ctxsearch tune` gives the same queries.
+        qid = str(q.get("id") or f"{project}-q{n - 1}")
         if qid in seen:
             raise DatasetError(f"{where}: query id {qid!r} is used twice")
         seen.add(qid)

@@ -13,8 +13,8 @@ noise: a pooled mean hides one project that scores far below the rest.
 
 from __future__ import annotations
 
-import hashlib
 import time
+import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -210,7 +210,7 @@ def run_beir(svc: Service, ds: Dataset, opts: EvalOptions, progress: Progress = 
     queries = _queries(corpus, opts)
     qrels = {q.id: q.relevant for q in queries}
     # evaluate() scores the queries with judgments, in qrels order.
-    folds = [f"fold {fold_of(q)}" for q, rel in qrels.items() if rel]
+    folds = [f"fold{fold_of(q)}" for q, rel in qrels.items() if rel]
     results: dict[str, dict] = {}
     spreads: dict[str, dict] = {}
     per_unit: dict[str, dict] = {}
@@ -535,8 +535,9 @@ def _share_at_least(values: Sequence[float | None], bar: float) -> float:
 
 
 def fold_of(query_id: str, folds: int = BEIR_FOLDS) -> int:
-    """A query's fold: a stable hash of its id (not Python's hash(), which is salted per process)."""
-    return int.from_bytes(hashlib.blake2b(query_id.encode(), digest_size=8).digest(), "big") % folds
+    """A query's fold: CRC-32 of its id, modulo folds (not Python's hash(), which is salted per
+    process); the same folds as `ctxsearch tune`'s units."""
+    return zlib.crc32(query_id.encode()) % folds
 
 
 def spread(values: Iterable[float]) -> dict:
