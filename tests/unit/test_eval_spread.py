@@ -67,7 +67,8 @@ def test_ranked_sessions_collapse_hits_to_distinct_sessions_in_order():
     from ctxsearch.evals.runner import ranked_sessions
 
     def hit(id_: str, session: str, kind: str = "event") -> SearchHit:
-        return SearchHit(
+        # Unvalidated: only the session is read, whatever fields the hit model grows.
+        return SearchHit.model_construct(
             id=id_,
             kind=kind,
             project_id="p",
@@ -81,7 +82,7 @@ def test_ranked_sessions_collapse_hits_to_distinct_sessions_in_order():
             ranks=ArmRanks(vector=None, text=None),
         )
 
-    resp = SearchResponse(
+    resp = SearchResponse.model_construct(
         results=[hit("e1", "b"), hit("b", "b", "summary"), hit("e2", "a"), hit("e3", "b"), hit("e4", "c")],
         mode="hybrid",
         took_ms=1.0,
