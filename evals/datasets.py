@@ -1,8 +1,11 @@
-"""Relevance datasets: BEIR-format folders and LoCoMo conversations, mapped onto ctxsearch events.
+"""Relevance datasets: BEIR-format folders, LoCoMo conversations and agent sessions, mapped
+onto ctxsearch events.
 
 A BEIR document becomes one `note` event in a session of its own (event id and session id
 are the document id). A LoCoMo conversation becomes a project, each `session_N` a session
-and each turn a `message` event whose id is its `dia_id`.
+and each turn a `message` event whose id is its `dia_id`. An agent-sessions folder holds
+ctxsearch events already (`events.jsonl`); each of its projects becomes a corpus, and each
+query (`queries.jsonl`) names the session it should find first.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ class Query:
     text: str
     relevant: dict[str, int]  # document (BEIR) or dia_id (LoCoMo) -> graded relevance
     category: str | None = None
-    sessions: set[str] = field(default_factory=set)  # LoCoMo: sessions holding the evidence
+    sessions: set[str] = field(default_factory=set)  # LoCoMo, sessions: the sessions to find
 
 
 @dataclass
@@ -49,7 +52,7 @@ class Corpus:
 @dataclass
 class Dataset:
     name: str
-    kind: str  # "beir" or "locomo"
+    kind: str  # "beir", "locomo" or "sessions"
     corpora: list[Corpus]
     split: str | None = None  # BEIR: the judgments in use
 
@@ -228,6 +231,64 @@ def is_locomo(data) -> bool:
     )
 
 
+# -- agent sessions --------------------------------------------------------------
+
+SESSION_FILES = ("events.jsonl", "queries.jsonl")
+
+
+def is_sessions_folder(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in SESSION_FILES)
+
+
+def load_sessions(folder: Path) -> Dataset:
+    """An agent-sessions folder: events.jsonl (events as `POST /v1/events` takes them) and
+    queries.jsonl (`project_id`, `query`, `expected_session`, `kind`), one corpus per project."""
+    folder = Path(folder)
+    for name in SESSION_FILES:
+        if not (folder / name).is_file():
+            raise DatasetError(f"{folder} is not an agent-sessions folder: {name} is missing")
+    events_path, queries_path = folder / "events.jsonl", folder / "queries.jsonl"
+    by_project: dict[str, list[dict]] = {}
+    for n, e in enumerate(_read_jsonl(events_path), 1):
+        if not isinstance(e, dict) or not e.get("project_id") or not e.get("session_id"):
+            raise DatasetError(f"{events_path}: event {n} has no project_id or session_id")
+        e = dict(e)
+        by_project.setdefault(str(e.pop("project_id")), []).append(e)
+    queries: dict[str, list[Query]] = {p: [] for p in by_project}
+    sessions_of = {p: {str(e["session_id"]) for e in evs} for p, evs in by_project.items()}
+    seen: set[str] = set()
+    for n, q in enumerate(_read_jsonl(queries_path), 1):
+        where = f"{queries_path}: query {n}"
+        if not isinstance(q, dict) or not q.get("query") or not q.get("expected_session"):
+            raise DatasetError(f"{where} has no query or expected_session")
+        project, expected = str(q.get("project_id", "")), str(q["expected_session"])
+        if project not in by_project:
+            raise DatasetError(f"{where}: project {project!r} has no events")
+        if expected not in sessions_of[project]:
+            raise DatasetError(f"{where}: expected_session {expected!r} is not a session of {project!r}")
+        # The position among the queries, from 0: the ids `ctxsearch tune` gives the same queries.
+        qid = str(q.get("id") or f"{project}-q{n - 1}")
+        if qid in seen:
+            raise DatasetError(f"{where}: query id {qid!r} is used twice")
+        seen.add(qid)
+        queries[project].append(
+            Query(
+                id=qid,
+                text=str(q["query"]),
+                relevant={expected: 1},
+                category=str(q.get("kind") or "unknown"),
+                sessions={expected},
+            )
+        )
+    corpora = []
+    for project in sorted(by_project):
+        events = by_project[project]
+        # Per project, so a change to one project reloads that project only.
+        digest = _digest(json.dumps(events, sort_keys=True).encode())
+        corpora.append(Corpus(project, f"eval-{folder.name}-{project}-{digest}", events, queries[project]))
+    return Dataset(name=folder.name, kind="sessions", corpora=corpora)
+
+
 # -- resolving a DATASET argument -----------------------------------------------
 
 SHORT_NAMES = {"scifact": "scifact", "locomo": "locomo/locomo-dev.json", "agent-sessions": "agent-sessions"}
@@ -238,7 +299,8 @@ def shared_datasets_dir() -> Path:
 
 
 def resolve(name_or_path: str) -> Path:
-    """A path, or a short name (`scifact`, `locomo`) found under ../shared/datasets next to the repo."""
+    """A path, or a short name (`scifact`, `locomo`, `agent-sessions`) found under
+    ../shared/datasets next to the repo."""
     path = Path(name_or_path).expanduser()
     if path.exists():
         return path
@@ -248,15 +310,21 @@ def resolve(name_or_path: str) -> Path:
             return candidate
         raise DatasetError(f"dataset {name_or_path!r} is not at {candidate}; pass a path instead")
     raise DatasetError(
-        f"no such dataset: {name_or_path!r} (a BEIR folder, a LoCoMo JSON file, or one of {', '.join(SHORT_NAMES)})"
+        f"no such dataset: {name_or_path!r} (a BEIR folder, a LoCoMo JSON file, an agent-sessions folder,"
+        f" or one of {', '.join(SHORT_NAMES)})"
     )
 
 
 def load(name_or_path: str, split: str | None = None) -> Dataset:
-    """Detect the format by shape: a folder with corpus.jsonl is BEIR, a JSON file of samples is LoCoMo."""
+    """Detect the format by shape: a folder with corpus.jsonl is BEIR, one with events.jsonl and
+    queries.jsonl is agent sessions, a JSON file of samples is LoCoMo."""
     path = resolve(name_or_path)
     if path.is_dir():
         if (path / "corpus.jsonl").is_file():
             return load_beir(path, split)
-        raise DatasetError(f"{path} is a folder without corpus.jsonl (not a BEIR dataset)")
+        if is_sessions_folder(path):
+            return load_sessions(path)
+        raise DatasetError(
+            f"{path} is a folder without corpus.jsonl (BEIR) or events.jsonl and queries.jsonl (agent sessions)"
+        )
     return load_locomo(path)  # LoCoMo has no splits: every question is judged

@@ -22,12 +22,11 @@ import zlib
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from ctxsearch.domain.confidence import CALIBRATION, confidence
-from ctxsearch.evals.datasets import Corpus, Dataset, DatasetError, Query, _digest, _read_jsonl
+from ctxsearch.evals.datasets import Corpus, Dataset, Query
 from ctxsearch.service.facade import Service
 from ctxsearch.store.search import SearchParams, search
 
@@ -58,36 +57,6 @@ class Record:
     query: Query
     own: bool  # searched in its own project (False: another project, nothing is relevant)
     candidates: list[Candidate] = field(default_factory=list)
-
-
-# -- agent sessions --------------------------------------------------------------
-
-
-def load_agent_sessions(folder: Path) -> Dataset:
-    """A folder of ctxsearch events (`events.jsonl`) and judged queries (`queries.jsonl`:
-    project_id, query, expected_session, kind); one corpus per project."""
-    folder = Path(folder)
-    for name in ("events.jsonl", "queries.jsonl"):
-        if not (folder / name).is_file():
-            raise DatasetError(f"{folder} is not an agent-sessions folder: {name} is missing")
-    events, queries = _read_jsonl(folder / "events.jsonl"), _read_jsonl(folder / "queries.jsonl")
-    digest = _digest((folder / "events.jsonl").read_bytes())
-    corpora = []
-    for project in sorted({e["project_id"] for e in events}):
-        evs = [{k: v for k, v in e.items() if k != "project_id"} for e in events if e["project_id"] == project]
-        qs = [
-            Query(
-                id=f"{project}-q{i}",
-                text=q["query"],
-                relevant={q["expected_session"]: 1},
-                category=q.get("kind"),
-                sessions={q["expected_session"]},
-            )
-            for i, q in enumerate(queries)
-            if q["project_id"] == project
-        ]
-        corpora.append(Corpus(project, f"eval-sessions-{project}-{digest}", evs, qs))
-    return Dataset(name=folder.name, kind="sessions", corpora=corpora)
 
 
 # -- collecting candidates -------------------------------------------------------

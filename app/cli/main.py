@@ -491,7 +491,7 @@ def _scratch_dir_option(default: str) -> Callable[[Callable], Callable]:
     "report_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Write DATASET.md, DATASET.png and DATASET.json into this folder.",
+    help="Write DATASET.md, DATASET.png (and DATASET-kinds.png) and DATASET.json into this folder.",
 )
 @_scratch_dir_option("the user cache dir's ctxsearch/evals")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
@@ -505,8 +505,9 @@ def eval_(
     data_dir: Path | None,
     as_json: bool,
 ) -> None:
-    """Score the search on a relevance dataset: a BEIR folder, a LoCoMo JSON file, or the short
-    names `scifact` / `locomo` (from ../shared/datasets). The data goes in through the ingest
+    """Score the search on a relevance dataset: a BEIR folder, a LoCoMo JSON file, an
+    agent-sessions folder (events.jsonl + queries.jsonl), or the short names `scifact` /
+    `locomo` / `agent-sessions` (from ../shared/datasets). The data goes in through the ingest
     path and is searched through the search API's SQL; a loaded dataset is reused."""
     from functools import partial
 
@@ -543,9 +544,18 @@ def eval_(
         + f" ({result['seconds']} s)"
     )
     click.echo(report.table(result))
+    if note := report.spread_note(result):
+        click.echo(note)
     if result.get("per_category"):
         click.echo("")
         click.echo(report.category_table(result))
+    if result.get("per_kind"):
+        click.echo("")
+        click.echo(report.kind_table(result))
+    if result.get("cross_project"):
+        click.echo("")
+        click.echo("Each query in the other projects, where nothing is relevant:")
+        click.echo(report.cross_project_table(result))
     for path in result.get("report", []):
         click.echo(f"wrote {path}", err=True)
 
@@ -583,7 +593,7 @@ def tune(
         sets = [
             datasets.load(scifact, "train"),
             datasets.load(locomo),
-            tuning.load_agent_sessions(datasets.resolve(agent_sessions)),
+            datasets.load(agent_sessions),
         ]
     except (ValueError, OSError) as exc:
         _fail(str(exc))

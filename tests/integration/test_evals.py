@@ -14,7 +14,8 @@ from click.testing import CliRunner
 from ctxsearch.cli.main import main
 from ctxsearch.evals import datasets
 from ctxsearch.evals.metrics import evaluate
-from ctxsearch.evals.runner import EvalOptions, parse_modes, run
+from ctxsearch.evals.runner import EvalOptions, fold_of, parse_modes, run
+from ctxsearch.schemas import SearchHit
 from ctxsearch.store.tiers import rebuild_warm
 from tests.conftest import event
 
@@ -161,6 +162,172 @@ def test_cli_eval_refuses_the_users_data_dir(tmp_path):
 def test_cli_eval_usage_errors(args, message):
     out = CliRunner().invoke(main, args)
     assert out.exit_code == 2 and message in out.output and "Traceback" not in out.output
+
+
+# -- agent sessions ----------------------------------------------------------------
+
+# Two projects; every query's words occur only where the comment says, so the text arm's
+# ranking of sessions can be worked out by hand.
+SESSION_EVENTS = {
+    "alpha": {
+        "a-cart": [
+            ("error", "ZeroDivisionError in compute_average_price when the cart is empty", ["src/checkout.py"]),
+            ("file_edit", "guard compute_average_price against an empty cart", ["src/checkout.py"]),
+            ("test_run", "tests/test_checkout.py::test_empty_cart passed", ["tests/test_checkout.py"]),
+        ],
+        "a-auth": [
+            ("message", "refresh the login token before it expires", []),
+            ("file_edit", "refresh_login_token now retries once", ["src/auth.py"]),
+        ],
+        "a-css": [
+            ("message", "the button colours in the stylesheet look washed out", []),
+            ("file_edit", "darker stylesheet palette", ["static/site.css"]),
+        ],
+    },
+    "beta": {
+        "b-build": [
+            ("error", "sphinx build fails: duplicate label warnings treated as errors", ["docs/conf.py"]),
+            ("file_edit", "suppress duplicate label warnings in conf.py", ["docs/conf.py"]),
+        ],
+        "b-typo": [
+            ("message", "fix a typo in the tutorial", []),
+            ("file_edit", "tutorial wording", ["docs/tutorial.rst"]),
+        ],
+    },
+}
+SESSION_QUERIES = [
+    # (project, query, expected session, kind): text-arm reciprocal rank, and why
+    ("alpha", "ZeroDivisionError compute_average_price", "a-cart", "error_message"),  # 1: only a-cart
+    ("alpha", "where is refresh_login_token", "a-auth", "changed_function"),  # 1: only a-auth
+    ("alpha", "empty cart colours", "a-css", "file_path_shared"),  # 1/2: a-cart has two of the words
+    ("beta", "sphinx duplicate label", "b-build", "issue_title"),  # 1: only b-build
+    ("beta", "typo tutorial", "b-build", "issue_title"),  # 0: b-build has neither word
+]
+
+
+def write_sessions_dataset(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    with (folder / "events.jsonl").open("w") as f:
+        for project, sessions in SESSION_EVENTS.items():
+            for session, evs in sessions.items():
+                for n, (type_, content, files) in enumerate(evs):
+                    e = event(project, session, n, type_, content, files=files, id=f"{session}-{n}")
+                    f.write(json.dumps(e) + "\n")
+    with (folder / "queries.jsonl").open("w") as f:
+        for project, query, expected, kind in SESSION_QUERIES:
+            row = {"project_id": project, "query": query, "expected_session": expected, "kind": kind}
+            f.write(json.dumps({**row, "evidence_event": f"{expected}-0"}) + "\n")
+    return folder
+
+
+def test_sessions_loader_makes_one_namespaced_corpus_per_project(tmp_path):
+    folder = write_sessions_dataset(tmp_path / "tiny-sessions")
+    ds = datasets.load(str(folder))
+    assert ds.kind == "sessions" and [c.name for c in ds.corpora] == ["alpha", "beta"]
+    alpha, beta = ds.corpora
+    assert alpha.project_id.startswith("eval-tiny-sessions-alpha-") and beta.project_id.startswith(
+        "eval-tiny-sessions-beta-"
+    )
+    assert len(alpha.events) == 7 and "project_id" not in alpha.events[0]  # the corpus names the project
+    assert [(q.text, q.relevant, q.category) for q in beta.queries] == [
+        ("sphinx duplicate label", {"b-build": 1}, "issue_title"),
+        ("typo tutorial", {"b-build": 1}, "issue_title"),
+    ]
+    assert len({q.id for c in ds.corpora for q in c.queries}) == 5
+    # The same data, the same projects (a re-run reuses them); a change reloads only its project.
+    assert [c.project_id for c in datasets.load(str(folder)).corpora] == [alpha.project_id, beta.project_id]
+    with (folder / "events.jsonl").open("a") as f:
+        f.write(json.dumps(event("beta", "b-typo", 2, "note", "one more")) + "\n")
+    again = datasets.load(str(folder)).corpora
+    assert again[0].project_id == alpha.project_id and again[1].project_id != beta.project_id
+
+
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ({"project_id": "alpha", "query": "x", "expected_session": "nope"}, "is not a session of 'alpha'"),
+        ({"project_id": "gamma", "query": "x", "expected_session": "a-cart"}, "project 'gamma' has no events"),
+        ({"project_id": "alpha", "query": "x"}, "no query or expected_session"),
+    ],
+)
+def test_sessions_loader_errors_name_the_query(tmp_path, query, message):
+    folder = write_sessions_dataset(tmp_path / "bad")
+    with (folder / "queries.jsonl").open("a") as f:
+        f.write(json.dumps(query) + "\n")
+    with pytest.raises(datasets.DatasetError, match=f"queries.jsonl: query 6.*{message}"):
+        datasets.load(str(folder))
+
+
+def test_runner_on_sessions_scores_hit_at_1_and_mrr_per_kind_and_project(service, tmp_path):
+    ds = datasets.load(str(write_sessions_dataset(tmp_path / "tiny-sessions")))
+    result = run(service, ds, EvalOptions(modes=("text", "vector", "hybrid", "bm25")))
+    assert result["kind"] == "sessions" and result["queries"] == 5 and result["sessions"] == 5
+    assert set(result["metrics"]) == {"text", "vector", "hybrid", "bm25"}
+
+    # Text arm, by hand: reciprocal ranks 1, 1, 1/2 in alpha and 1, 0 in beta.
+    assert result["metrics"]["text"] == {"session_hit@1": 0.6, "session_mrr@10": 0.7}
+    assert result["per_unit"]["text"] == {
+        "alpha": {"session_hit@1": 0.6667, "session_mrr@10": 0.8333, "queries": 3},
+        "beta": {"session_hit@1": 0.5, "session_mrr@10": 0.5, "queries": 2},
+    }
+    hit1 = result["spread"]["text"]["session_hit@1"]
+    assert hit1["units"] == 2 and hit1["min"] == 0.5 and hit1["max"] == 0.6667
+    assert hit1["mean"] == pytest.approx((2 / 3 + 0.5) / 2, abs=1e-4)
+    assert hit1["std"] == pytest.approx((2 / 3 - 0.5) / math.sqrt(2), abs=1e-4)
+
+    kinds = result["per_kind"]["text"]
+    assert set(kinds) == {"changed_function", "error_message", "file_path_shared", "issue_title"}
+    assert kinds["issue_title"] == {"session_hit@1": 0.5, "session_mrr@10": 0.5, "queries": 2}
+    assert kinds["file_path_shared"] == {"session_hit@1": 0.0, "session_mrr@10": 0.5, "queries": 1}
+    for mode in ("vector", "hybrid", "bm25"):
+        assert result["per_kind"][mode]["error_message"]["session_hit@1"] == 1.0, mode  # the exact error line
+        assert set(result["spread"][mode]) == {"session_hit@1", "session_mrr@10"}
+        assert result["latency"][mode]["p50_ms"] > 0
+
+    # Each query in the other project, where nothing is relevant: the text arm finds none of
+    # the words there; the vector arm always answers with its nearest documents.
+    cross = result["cross_project"]["modes"]
+    assert set(cross) == {"text", "vector", "hybrid"}  # bm25 is no API mode
+    assert cross["text"]["other_project_searches"] == 5 and cross["text"]["with_hits"] == 0.0
+    assert cross["text"]["top_score_other"] == {"n": 0} and cross["text"]["top_score_own"]["n"] == 5
+    assert cross["vector"]["with_hits"] == 1.0 and cross["vector"]["top_score_other"]["n"] == 5
+    # The best cosine tells the own project's nearer documents from the other's.
+    assert cross["vector"]["top_cosine_own"]["p50"] > cross["vector"]["top_cosine_other"]["p50"]
+    assert cross["text"]["top_text_own"]["n"] == 5 and cross["text"]["top_cosine_own"] == {"n": 0}
+    has_confidence = "confidence" in SearchHit.model_fields
+    assert (cross["hybrid"]["confident_own"] is None) is not has_confidence
+
+
+def test_spread_for_beir_folds_and_locomo_conversations(service):
+    beir = run(service, datasets.load(str(BEIR), "train"), EvalOptions(modes=("text",)))
+    queries = [q.id for q in datasets.load(str(BEIR), "train").corpora[0].queries]
+    assert beir["spread_unit"] == "fold"
+    assert beir["spread"]["text"]["ndcg@10"]["units"] == len({fold_of(q) for q in queries})
+    assert sum(row["queries"] for row in beir["per_unit"]["text"].values()) == beir["queries"]
+    locomo = run(service, datasets.load(str(LOCOMO)), EvalOptions(modes=("text",)))
+    assert locomo["spread_unit"] == "conversation"
+    assert locomo["spread"]["text"]["turn_recall@5"]["units"] == 1  # the tiny file holds one conversation
+    assert list(locomo["per_unit"]["text"]) == ["conv-t1"]
+
+
+def test_cli_eval_sessions_json_and_report(own_data_dir, settings, tmp_path):
+    folder = write_sessions_dataset(tmp_path / "tiny-sessions")
+    out = CliRunner().invoke(
+        main,
+        ["eval", str(folder), "--modes", "text,hybrid", "--json", "--report", str(tmp_path / "report")],
+        env={"XDG_CACHE_HOME": str(own_data_dir), "CTXSEARCH_MODEL_CACHE_DIR": str(settings.models_dir)},
+    )
+    assert out.exit_code == 0, out.output
+    result = json.loads(out.output)  # one object
+    assert result["kind"] == "sessions" and result["metrics"]["text"]["session_hit@1"] == 0.6
+    assert set(result["spread"]) == {"text", "hybrid"} and result["spread_unit"] == "project"
+    md = (tmp_path / "report" / "tiny-sessions.md").read_text()
+    assert "| text | 0.6000 ± 0.118 | 0.7000 ± 0.236 |" in md
+    assert "## Per query kind" in md and "| issue_title | 2 | 0.500 |" in md
+    assert "## Spread across projects" in md and "| alpha | 3 |" in md
+    assert "## Queries asked in the other projects" in md
+    for png in ("tiny-sessions.png", "tiny-sessions-kinds.png"):
+        assert (tmp_path / "report" / png).read_bytes()[:4] == b"\x89PNG"
 
 
 # -- the text arm's BM25 ---------------------------------------------------------
