@@ -93,6 +93,9 @@ class EvalOptions:
     max_queries: int | None = None
     split: str | None = None
     rebuild: bool = True  # search the warm tier, as a long-running server would after its rebuild
+    # How sessions are ranked: "event" collapses the hits to their sessions in order;
+    # "session" asks the API for sessions (group=session: each scored from all its hits).
+    group: str = "event"
 
 
 # -- loading --------------------------------------------------------------------
@@ -148,6 +151,19 @@ def _search_ids(
     resp = svc.search(req)
     ms = (time.perf_counter() - t0) * 1000
     return list(dict.fromkeys(key(h) for h in resp.results)), ms
+
+
+def _search_sessions(
+    svc: Service, query: Query, project_id: str, mode: str, limit: int, group: str
+) -> tuple[list[str], float]:
+    """The sessions a search ranks: its hits collapsed in order, or with group=session the
+    API's own session ranking (`limit` sessions)."""
+    if group == "event":
+        return _search_ids(svc, query, project_id, mode, limit, None, key=lambda h: h.session_id)
+    req = SearchRequest(query=query.text, project_id=project_id, mode=mode, limit=limit, group="session")
+    t0 = time.perf_counter()
+    resp = svc.search(req)
+    return ranked_sessions(resp), (time.perf_counter() - t0) * 1000
 
 
 class Bm25Reference:
@@ -228,9 +244,7 @@ def run_beir(svc: Service, ds: Dataset, opts: EvalOptions, progress: Progress = 
                     ms.append((time.perf_counter() - t0) * 1000)
                 else:
                     # Hits collapse to their session: a document's event and its session summary are one answer.
-                    ranked[q.id], t = _search_ids(
-                        svc, q, corpus.project_id, mode, BEIR_LIMIT, None, key=lambda h: h.session_id
-                    )
+                    ranked[q.id], t = _search_sessions(svc, q, corpus.project_id, mode, BEIR_LIMIT, opts.group)
                     ms.append(t)
                 bar.update()
         scores = evaluate(qrels, ranked, BEIR_METRICS)
@@ -290,8 +304,13 @@ def run_locomo(svc: Service, ds: Dataset, opts: EvalOptions, progress: Progress 
                         turns[q.id], t = _search_ids(
                             svc, q, corpus.project_id, mode, max(LOCOMO_TURN_KS), ["event"], key=lambda h: h.id
                         )
-                        sessions[q.id], _ = _search_ids(
-                            svc, q, corpus.project_id, mode, LOCOMO_SESSION_LIMIT, None, key=lambda h: h.session_id
+                        sessions[q.id], _ = _search_sessions(
+                            svc,
+                            q,
+                            corpus.project_id,
+                            mode,
+                            LOCOMO_SESSION_LIMIT if opts.group == "event" else max(LOCOMO_SESSION_KS),
+                            opts.group,
                         )
                         ms.append(t)
                     bar.update()
@@ -349,27 +368,29 @@ LOCOMO_CATEGORIES = {
 # -- agent sessions ---------------------------------------------------------------
 
 
-def session_request(query: str, project_id: str, mode: str, limit: int = SESSION_LIMIT) -> SearchRequest:
-    """The search whose hits rank a project's sessions for a query."""
+def session_request(
+    query: str, project_id: str, mode: str, limit: int = SESSION_LIMIT, group: str = "event"
+) -> SearchRequest:
+    """The search whose hits (or, with group=session, whose sessions) rank a project's sessions."""
+    if group == "session":
+        return SearchRequest(query=query, project_id=project_id, mode=mode, limit=SESSION_DEPTH, group="session")
     return SearchRequest(query=query, project_id=project_id, mode=mode, limit=limit)
 
 
 def ranked_sessions(resp: SearchResponse) -> list[str]:
-    """The distinct sessions of a response's hits, best first: a session ranks where its first
-    hit (an event or its summary) does.
-
-    The one place that reads sessions out of a response, so that a search grouped by session
-    (`group="session"`, one hit per session) can replace the collapsing here.
-    """
+    """The sessions of a response, best first: with group=session as the API ranked them,
+    else the distinct sessions of its hits (a session ranks where its first hit does)."""
+    if resp.sessions is not None:
+        return [s.session_id for s in resp.sessions]
     return list(dict.fromkeys(h.session_id for h in resp.results))
 
 
 def rank_sessions(
-    svc: Service, query: str, project_id: str, mode: str, depth: int = SESSION_DEPTH
+    svc: Service, query: str, project_id: str, mode: str, depth: int = SESSION_DEPTH, group: str = "event"
 ) -> tuple[list[str], float]:
     """Sessions ranked for a query through `Service.search`, following the cursor while fewer
     than `depth` distinct sessions came back; and the first page's latency in ms."""
-    req = session_request(query, project_id, mode)
+    req = session_request(query, project_id, mode, group=group)
     sessions: list[str] = []
     first_ms: float | None = None
     for _ in range(SESSION_MAX_PAGES):
@@ -421,7 +442,7 @@ def run_sessions(svc: Service, ds: Dataset, opts: EvalOptions, progress: Progres
                     if ref is not None:
                         ranked[q.id], t = _bm25_sessions(ref, q.text)
                     else:
-                        ranked[q.id], t = rank_sessions(svc, q.text, corpus.project_id, mode)
+                        ranked[q.id], t = rank_sessions(svc, q.text, corpus.project_id, mode, group=opts.group)
                     ms.append(t)
                     bar.update()
         scores = score_sessions(qrels, ranked)
@@ -587,6 +608,7 @@ def run(svc: Service, ds: Dataset, opts: EvalOptions, progress: Progress = _NoBa
     runner = {"beir": run_beir, "locomo": run_locomo, "sessions": run_sessions}[ds.kind]
     out = runner(svc, ds, opts, progress)
     out["modes"] = list(opts.modes)
+    out["group"] = opts.group
     out["seconds"] = round(time.perf_counter() - t0, 1)
     return out
 

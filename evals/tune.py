@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ctxsearch.domain.confidence import CALIBRATION, confidence
+from ctxsearch.domain.grouping import rank_sessions
 from ctxsearch.evals.datasets import Corpus, Dataset, Query
 from ctxsearch.service.facade import Service
 from ctxsearch.store.search import SearchParams, search
@@ -33,7 +34,7 @@ from ctxsearch.store.search import SearchParams, search
 HEADLINE = {"beir": "ndcg@10", "locomo": "turn_recall@10", "sessions": "hit@1"}
 POOL = 100  # candidates per arm read once per query; replays use up to this many
 CANDIDATES = 50  # what a default search (limit 10) fetches per arm
-ALPHAS = tuple(round(a, 2) for a in np.arange(0.2, 0.81, 0.05))
+ALPHAS = tuple(float(round(a, 2)) for a in np.arange(0.2, 0.81, 0.05))
 THRESHOLDS = (0.1, 0.2, 0.3, 0.5, 0.7)
 
 
@@ -192,19 +193,21 @@ def _training(dataset: str, held_dataset: str, held_unit: str) -> Callable[[Reco
     return lambda r: r.dataset == dataset and (r.dataset, r.unit) != (held_dataset, held_unit)
 
 
-def cross_validate(records: list[Record], alphas=ALPHAS, candidates: int = CANDIDATES) -> dict:
-    """Leave one unit out: choose alpha on the rest of all three kinds, score the unit."""
-    table = {a: per_query(records, convex(a), candidates) for a in alphas}
-    kinds = {r.dataset: r.kind for r in records}
-    units = sorted({(r.dataset, r.unit) for r in records if r.own})
+def leave_one_unit_out(table: dict, headline: dict[str, str]) -> dict:
+    """`table`: setting -> per-query (record, metrics). Each unit is scored with the setting
+    that does best on all other units (the mean over kinds of data of `headline[kind]`)."""
+    settings = list(table)
+    any_rows = next(iter(table.values()))
+    kinds = {r.dataset: r.kind for r, _ in any_rows}
+    units = sorted({(r.dataset, r.unit) for r, _ in any_rows})
     held: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     chosen = []
     for ds, unit in units:
 
-        def objective(a, ds=ds, unit=unit):
-            return np.mean([_mean(table[a], HEADLINE[k], _training(d, ds, unit)) for d, k in kinds.items()])
+        def objective(setting, ds=ds, unit=unit):
+            return np.mean([_mean(table[setting], headline[k], _training(d, ds, unit)) for d, k in kinds.items()])
 
-        best = max(alphas, key=objective)
+        best = max(settings, key=objective)
         chosen.append(best)
         in_unit = [(r, m) for r, m in table[best] if r.dataset == ds and r.unit == unit]
         for name in in_unit[0][1]:
@@ -222,17 +225,54 @@ def cross_validate(records: list[Record], alphas=ALPHAS, candidates: int = CANDI
         }
         for ds, names in held.items()
     }
-    overall = max(
-        alphas,
-        key=lambda a: np.mean([_mean(table[a], HEADLINE[k], lambda r, d=d: r.dataset == d) for d, k in kinds.items()]),
-    )
     return {
-        "chosen_per_fold": chosen,
-        "alpha": float(max(set(chosen), key=chosen.count)),
-        "alpha_all_units": float(overall),
+        "chosen_per_fold": [c if isinstance(c, float | int) else list(c) for c in chosen],
+        "chosen": max(set(chosen), key=chosen.count),
         "held_out": spread,
-        "grid": {str(a): pooled(rows) for a, rows in table.items()},
+        "grid": {str(k): pooled(rows) for k, rows in table.items()},
     }
+
+
+def cross_validate(records: list[Record], alphas=ALPHAS, candidates: int = CANDIDATES) -> dict:
+    """Leave one unit out: choose the convex weight on the rest of all three kinds, score the unit."""
+    out = leave_one_unit_out({a: per_query(records, convex(a), candidates) for a in alphas}, HEADLINE)
+    out["alpha"] = float(out.pop("chosen"))
+    return out
+
+
+# group=session: what a session search is scored by, per kind of data.
+SESSION_HEADLINE = {"beir": "ndcg@10", "locomo": "session_recall@5", "sessions": "hit@1"}
+EVIDENCE = ((0.0, 0), *((w, n) for w in (0.1, 0.2, 0.3, 0.5) for n in (1, 2, 3, 5)))
+SESSION_POOL = 100  # per arm: the documents a session search groups
+
+
+def session_metrics(rec: Record, sessions: list[str]) -> dict[str, float]:
+    q = rec.query
+    if rec.kind == "beir":
+        ideal = _dcg(sorted(q.relevant.values(), reverse=True)[:10])
+        return {"ndcg@10": _dcg([q.relevant.get(s, 0) for s in sessions[:10]]) / ideal}
+    if rec.kind == "locomo":
+        return {
+            "session_hit@1": float(bool(sessions) and sessions[0] in q.sessions),
+            "session_recall@5": len(set(sessions[:5]) & q.sessions) / len(q.sessions),
+        }
+    expected = next(iter(q.sessions))
+    rank = sessions.index(expected) + 1 if expected in sessions[:10] else None
+    return {"hit@1": float(rank == 1), "mrr@10": 1 / rank if rank else 0.0}
+
+
+def cross_validate_sessions(records: list[Record], alpha: float, grid=EVIDENCE) -> dict:
+    """group=session: choose how much a session's further hits add to its best (rank_sessions)."""
+    scorer = convex(alpha)
+    table = {}
+    for weight, hits in grid:
+        rows = []
+        for rec in (r for r in records if r.own):
+            docs = ranked(rec, scorer, SESSION_POOL)
+            order = rank_sessions([(d.session_id, scorer(d)) for d in docs], evidence_weight=weight, evidence_hits=hits)
+            rows.append((rec, session_metrics(rec, [s.session_id for s in order])))
+        table[(weight, hits)] = rows
+    return leave_one_unit_out(table, SESSION_HEADLINE)
 
 
 # -- confidence ------------------------------------------------------------------
@@ -375,6 +415,7 @@ def run(svc: Service, datasets: list[Dataset], progress=None) -> dict:
     return {
         "queries": {ds.name: sum(len(c.queries) for c in ds.corpora) for ds in datasets},
         "cv": cv,
+        "sessions_cv": cross_validate_sessions(records, alpha),
         "pooled": baselines,
         "calibration": {"fitted": calibration, "in_use": CALIBRATION},
         "calibration_error": calibration_error(records, calibration, alpha),
@@ -396,6 +437,19 @@ def markdown(result: dict) -> str:
             arms = " | ".join(f"{result['pooled'][m][ds][name]:.3f}" for m in result["pooled"])
             lines.append(
                 f"| {ds} | {name} | {arms} | {s['mean']:.3f} ± {s['std']:.3f} ({s['min']:.3f}–{s['max']:.3f}, {s['units']}) |"
+            )
+    sv = result["sessions_cv"]
+    lines += [
+        "",
+        f"group=session, evidence (weight, next hits) chosen per held-out unit: {sv['chosen_per_fold']}",
+        "",
+        "| data | metric | held out (mean ± sd, min–max, units) |",
+        "| --- | --- | --- |",
+    ]
+    for ds, names in sv["held_out"].items():
+        for name, s in names.items():
+            lines.append(
+                f"| {ds} | {name} | {s['mean']:.3f} ± {s['std']:.3f} ({s['min']:.3f}–{s['max']:.3f}, {s['units']}) |"
             )
     lines += ["", "hybrid confidence, held out by agent-session project:", ""]
     rep = result["thresholds_held_out"]

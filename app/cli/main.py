@@ -487,6 +487,14 @@ def _scratch_dir_option(default: str) -> Callable[[Callable], Callable]:
 @click.option("--max-queries", type=click.IntRange(min=1), default=None, help="Score only the first N queries.")
 @click.option("--no-rebuild", is_flag=True, help="Search the hot tier as loaded, without a warm-tier rebuild.")
 @click.option(
+    "--group",
+    type=click.Choice(["event", "session"]),
+    default="event",
+    show_default=True,
+    help="How session-level figures are ranked: the hits collapsed to their sessions (event), or "
+    "the API's sessions as answers (session: group=session).",
+)
+@click.option(
     "--report",
     "report_dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -501,6 +509,7 @@ def eval_(
     modes: str,
     max_queries: int | None,
     no_rebuild: bool,
+    group: str,
     report_dir: Path | None,
     data_dir: Path | None,
     as_json: bool,
@@ -527,7 +536,9 @@ def eval_(
     settings = _settings(_eval_data_dir(data_dir), log_level="WARNING").model_copy(update={"database_url": None})
     quiet = as_json or not sys.stderr.isatty()
     progress = partial(tqdm, disable=quiet, leave=False, dynamic_ncols=True)
-    opts = runner.EvalOptions(modes=mode_list, max_queries=max_queries, split=ds.split, rebuild=not no_rebuild)
+    opts = runner.EvalOptions(
+        modes=mode_list, max_queries=max_queries, split=ds.split, rebuild=not no_rebuild, group=group
+    )
     svc = Service.start(settings, run_worker=False)
     try:
         result = runner.run(svc, ds, opts, progress)

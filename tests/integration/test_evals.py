@@ -396,3 +396,16 @@ def test_text_arm_scores_okapi_bm25_in_both_tiers(client, service, settings, pro
     with service.db.connection() as conn:
         rebuild_warm(conn=conn, settings=settings)
     assert scores() == pytest.approx(expected, rel=1e-6)  # warm: statistics from the rebuild
+
+
+def test_group_session_ranks_sessions_through_the_api_on_every_kind(service, tmp_path):
+    sessions = datasets.load(str(write_sessions_dataset(tmp_path / "tiny-sessions-g")))
+    by_event = run(service, sessions, EvalOptions(modes=("text",)))
+    by_session = run(service, sessions, EvalOptions(modes=("text",), group="session"))
+    assert by_session["group"] == "session" and by_event["group"] == "event"
+    # The exact words find the same best session either way on this tiny data.
+    assert by_session["metrics"]["text"]["session_hit@1"] == by_event["metrics"]["text"]["session_hit@1"]
+    loc = run(service, datasets.load(str(LOCOMO)), EvalOptions(modes=("hybrid",), group="session"))
+    assert loc["metrics"]["hybrid"]["session_recall@2"] == 1.0  # two sessions, both found
+    beir = run(service, datasets.load(str(BEIR), "test"), EvalOptions(modes=("hybrid",), group="session", split="test"))
+    assert beir["metrics"]["hybrid"]["recall@10"] == 1.0 and beir["metrics"]["hybrid"]["ndcg@10"] >= 0.9

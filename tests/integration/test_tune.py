@@ -103,5 +103,6 @@ def test_run_reports_held_out_figures_for_each_unit(service, collected):
     assert held["hit@1"]["units"] == 2 and 0 <= held["hit@1"]["mean"] <= 1
     assert set(result["calibration"]["fitted"]) == {"hybrid", "vector", "text"}
     assert "toy (other projects): hits" in result["thresholds"]["0.5"]
+    assert result["sessions_cv"]["held_out"]["toy"]["hit@1"]["units"] == 2
     json.dumps(result)  # the CLI writes it as JSON
     assert "held out" in tune.markdown(result)

@@ -106,3 +106,21 @@ def test_thresholds_count_hits_kept_in_other_projects():
     assert rep["0.5"]["a"] == 1.0 and rep["0.5"]["a: top hit kept"] == 1.0
     assert rep["0.5"]["a (other projects): hits"] == 0 and rep["0.5"]["a (other projects): none"] == 1.0
     assert rep["0.0"]["a (other projects): hits"] == 1
+
+
+def test_session_cross_validation_weighs_further_evidence_only_where_it_helps():
+    # The expected session has three good hits; another has one slightly better hit.
+    records = []
+    for u in ("p1", "p2", "p3"):
+        for i in range(3):
+            cands = [
+                cand(1, "other", 0.80, 0.80, 1, 1),
+                cand(2, "fix", 0.78, 0.78, 2, 2),
+                cand(3, "fix", 0.70, 0.70, 3, 3),
+                cand(4, "fix", 0.69, 0.69, 4, 4),
+            ]
+            records.append(record("sessions", "a", u, cands, sessions=["fix"], qid=f"{u}{i}"))
+    cv = tune.cross_validate_sessions(records, alpha=0.5, grid=((0.0, 0), (0.2, 2)))
+    assert cv["chosen_per_fold"] == [[0.2, 2]] * 3
+    assert cv["held_out"]["a"]["hit@1"]["mean"] == 1.0
+    assert cv["grid"]["(0.0, 0)"]["a"]["hit@1"] == 0.0
