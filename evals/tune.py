@@ -201,6 +201,7 @@ def leave_one_unit_out(table: dict, headline: dict[str, str]) -> dict:
     kinds = {r.dataset: r.kind for r, _ in any_rows}
     units = sorted({(r.dataset, r.unit) for r, _ in any_rows})
     held: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    held_rows: list[tuple[Record, dict]] = []  # every query, scored with its unit's held-out choice
     chosen = []
     for ds, unit in units:
 
@@ -210,6 +211,7 @@ def leave_one_unit_out(table: dict, headline: dict[str, str]) -> dict:
         best = max(settings, key=objective)
         chosen.append(best)
         in_unit = [(r, m) for r, m in table[best] if r.dataset == ds and r.unit == unit]
+        held_rows += in_unit
         for name in in_unit[0][1]:
             held[ds][name].append(_mean(in_unit, name))
     spread = {
@@ -229,6 +231,7 @@ def leave_one_unit_out(table: dict, headline: dict[str, str]) -> dict:
         "chosen_per_fold": [c if isinstance(c, float | int) else list(c) for c in chosen],
         "chosen": max(set(chosen), key=chosen.count),
         "held_out": spread,
+        "held_out_pooled": pooled(held_rows),
         "grid": {str(k): pooled(rows) for k, rows in table.items()},
     }
 
@@ -429,14 +432,16 @@ def markdown(result: dict) -> str:
     lines = [
         f"convex weight of the vector arm chosen per held-out unit: {cv['chosen_per_fold']} (most often {cv['alpha']})",
         "",
-        "| data | metric | " + " | ".join(result["pooled"]) + " | held out (mean ± sd, min–max, units) |",
-        "| --- | --- | " + " | ".join("---" for _ in result["pooled"]) + " | --- |",
+        "| data | metric | " + " | ".join(result["pooled"]) + " | held out | per unit (mean ± sd, min–max, units) |",
+        "| --- | --- | " + " | ".join("---" for _ in result["pooled"]) + " | --- | --- |",
     ]
     for ds, names in cv["held_out"].items():
         for name, s in names.items():
             arms = " | ".join(f"{result['pooled'][m][ds][name]:.3f}" for m in result["pooled"])
+            pool = cv["held_out_pooled"][ds][name]
             lines.append(
-                f"| {ds} | {name} | {arms} | {s['mean']:.3f} ± {s['std']:.3f} ({s['min']:.3f}–{s['max']:.3f}, {s['units']}) |"
+                f"| {ds} | {name} | {arms} | **{pool:.3f}** | "
+                f"{s['mean']:.3f} ± {s['std']:.3f} ({s['min']:.3f}–{s['max']:.3f}, {s['units']}) |"
             )
     sv = result["sessions_cv"]
     lines += [
