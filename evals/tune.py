@@ -3,7 +3,10 @@
 Each judged query is searched once through the service's SQL with a wide candidate pool,
 keeping every candidate's cosine, idf-normalised BM25 (`text_norm`) and arm ranks. Any
 fusion can then be replayed offline over the arms' top `candidates`, exactly as the SQL
-would rank them, so a grid of settings costs no further searches.
+would rank them, so a grid of settings costs no further searches. (The SQL also keeps only
+the best of a session's documents with the same text; that changes no session's rank and
+only moves other documents up, so the replay leaves it out; `ctxsearch eval` measures
+the API with it.)
 
 Units are what a setting must carry over between: SciFact's queries in five folds,
 LoCoMo's conversations, agent-session projects. Leaving one unit out at a time, the

@@ -304,11 +304,27 @@ SELECT f.id AS doc_id, f.score, f.vector_rank, f.text_rank, f.vector_score, f.te
        {snippet} AS snippet,
        numnode(q.tq) = 0 AS empty_query,
        coalesce(%(max_id)s::bigint, (SELECT max(m.id) FROM documents m WHERE m.project_id = %(project_id)s)) AS snapshot_id
-FROM (SELECT * FROM fused WHERE {exclude} ORDER BY score DESC, id LIMIT %(limit)s OFFSET %(offset)s) f
+FROM (
+    SELECT u.* FROM (
+        SELECT fused.*, row_number() OVER (PARTITION BY t.session_id, t.twin ORDER BY fused.score DESC, fused.id) AS twin_rank
+        FROM fused
+        CROSS JOIN LATERAL (SELECT x.session_id, md5(x.title || x.body) AS twin FROM documents x
+                            WHERE x.project_id = %(project_id)s AND x.id = fused.id) t
+        WHERE {exclude}
+    ) u
+    WHERE u.twin_rank = 1
+    ORDER BY u.score DESC, u.id LIMIT %(limit)s OFFSET %(offset)s
+) f
 JOIN documents d ON d.project_id = %(project_id)s AND d.id = f.id
 CROSS JOIN qry q
 ORDER BY f.score DESC, f.id
 """
+
+# A document with the same title and text as another of its session ("Run the tests again.",
+# an error repeated at every try) is its twin: only the best of them is a hit, and once one
+# was returned, no later page returns another.
+_SEEN_TWIN = """NOT EXISTS (SELECT 1 FROM documents s WHERE s.project_id = %(project_id)s AND s.id = ANY(%(exclude_ids)s)
+    AND s.session_id = t.session_id AND md5(s.title || s.body) = t.twin)"""
 
 # A session, once returned by a group=session search, is not returned again.
 _SEEN_SESSION = """NOT EXISTS (SELECT 1 FROM documents s WHERE s.project_id = %(project_id)s AND s.id = fused.id
@@ -358,6 +374,7 @@ def build_search_sql(p: SearchParams) -> sql.Composed:
     exclude = [sql.SQL("true")]
     if p.exclude_ids:
         exclude.append(sql.SQL("id <> ALL(%(exclude_ids)s)"))
+        exclude.append(sql.SQL(_SEEN_TWIN))
     if p.exclude_summaries:
         exclude.append(sql.SQL(_SEEN_SUMMARY))
     if p.exclude_sessions:

@@ -368,3 +368,26 @@ def test_text_top_lists_bound_candidates_and_filters_fall_back(
     finally:
         with service.db.connection() as conn:
             rebuild_warm(conn=conn, settings=settings)
+
+
+def test_an_error_repeated_in_a_session_is_one_hit_across_pages(client, project, wait_indexed, search):
+    error = "FAILED tests/test_cache.py::test_expiry - AssertionError: stale entry returned after ttl"
+    evs = [event(project, "retry", n, "error", error) for n in range(8)]
+    evs += [event(project, "retry", 8 + n, "note", f"cache expiry note {n}: ttl of entry {n}") for n in range(4)]
+    evs.append(event(project, "other", 0, "error", error))  # another session's copy is its own answer
+    assert client.post("/v1/events", json={"events": evs}).status_code == 202
+    wait_indexed(project)
+    hits = search(project, "stale entry returned after ttl", kinds=["event"], limit=50)
+    twins = [h for h in hits if h["snippet"] and "stale" in h["snippet"] and h["type"] == "error"]
+    assert sorted(h["session_id"] for h in twins) == ["other", "retry"]
+    # Paged two at a time, no later page brings back a twin of a hit already returned.
+    seen, cursor = [], None
+    while True:
+        body = {"query": "stale entry returned after ttl", "project_id": project, "kinds": ["event"], "limit": 2}
+        page = client.post("/v1/search", json={**body, **({"cursor": cursor} if cursor else {})}).json()
+        seen += page["results"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert [h["id"] for h in seen] == [h["id"] for h in hits]
+    assert sum(h["type"] == "error" for h in seen) == 2

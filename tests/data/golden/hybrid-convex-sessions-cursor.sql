@@ -116,9 +116,18 @@ SELECT f.id AS doc_id, f.score, f.vector_rank, f.text_rank, f.vector_score, f.te
        ''::text AS snippet,
        numnode(q.tq) = 0 AS empty_query,
        coalesce(%(max_id)s::bigint, (SELECT max(m.id) FROM documents m WHERE m.project_id = %(project_id)s)) AS snapshot_id
-FROM (SELECT * FROM fused WHERE true
-    AND NOT EXISTS (SELECT 1 FROM documents s WHERE s.project_id = %(project_id)s AND s.id = fused.id
-    AND s.session_id = ANY(%(exclude_sessions)s)) ORDER BY score DESC, id LIMIT %(limit)s OFFSET %(offset)s) f
+FROM (
+    SELECT u.* FROM (
+        SELECT fused.*, row_number() OVER (PARTITION BY t.session_id, t.twin ORDER BY fused.score DESC, fused.id) AS twin_rank
+        FROM fused
+        CROSS JOIN LATERAL (SELECT x.session_id, md5(x.title || x.body) AS twin FROM documents x
+                            WHERE x.project_id = %(project_id)s AND x.id = fused.id) t
+        WHERE true AND NOT EXISTS (SELECT 1 FROM documents s WHERE s.project_id = %(project_id)s AND s.id = fused.id
+    AND s.session_id = ANY(%(exclude_sessions)s))
+    ) u
+    WHERE u.twin_rank = 1
+    ORDER BY u.score DESC, u.id LIMIT %(limit)s OFFSET %(offset)s
+) f
 JOIN documents d ON d.project_id = %(project_id)s AND d.id = f.id
 CROSS JOIN qry q
 ORDER BY f.score DESC, f.id
