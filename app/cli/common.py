@@ -24,10 +24,16 @@ def _settings(data_dir: Path | None = None, **overrides) -> Settings:
     except ValidationError as exc:
         from ctxsearch.validation import validation_message
 
-        # validation_message shows field and reason, never the value (API keys are values).
-        _fail(f"invalid settings: {validation_message(exc.errors())}")
+        # validation_message shows field and reason, never the value; an API key is also a
+        # key of api_keys, so that part of a field's path is never shown either.
+        errors = [{**e, "loc": _without_keys(tuple(e.get("loc", ())))} for e in exc.errors()]
+        _fail(f"invalid settings: {validation_message(errors)}")
     except SettingsError as exc:
         _fail(f"invalid settings: {exc} (not valid JSON?)")
+
+
+def _without_keys(loc: tuple) -> tuple:
+    return ("api_keys", "<key>", *loc[2:]) if len(loc) > 1 and loc[0] == "api_keys" else loc
 
 
 def _fail(message: str) -> None:

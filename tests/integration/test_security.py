@@ -193,6 +193,10 @@ def test_serve_refuses_a_public_address_without_keys(monkeypatch):
     assert r.exit_code == 2 and "api_keys" in r.output and "secret-key-value" not in r.output
     r = runner.invoke(main, ["serve"], env={"CTXSEARCH_API_KEYS": '{"secret-key-value": ['})
     assert r.exit_code == 2 and "api_keys" in r.output and "secret-key-value" not in r.output
+    # A value of the wrong type: pydantic names the dict key (the API key) in the field's path.
+    for value in ('{"sekrit-KEY-123": "a"}', '{"sekrit-KEY-123": [1]}'):
+        r = runner.invoke(main, ["search", "x", "--project", "p"], env={"CTXSEARCH_API_KEYS": value})
+        assert r.exit_code == 2 and "api_keys" in r.output and "sekrit" not in r.output, r.output
 
 
 def test_openapi_documents_every_refusal(client):
