@@ -57,6 +57,15 @@ SearchGroup = Literal["event", "session"]
 def _no_nul(value: str, what: str) -> str:
     if "\x00" in value:
         raise ValueError(f"{what} must not contain NUL (\\u0000) characters")
+    return _unicode(value, what)
+
+
+def _unicode(value: str, what: str) -> str:
+    """JSON can carry a lone surrogate (\\ud800) that no UTF-8 text, and so no database, can hold."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} must be valid Unicode: it holds a lone surrogate (\\ud800-\\udfff)") from None
     return value
 
 
@@ -70,7 +79,7 @@ def _identifier(v: str | None) -> str | None:
         raise ValueError("must not be blank")
     if any(ord(c) < 32 for c in v):
         raise ValueError("must not contain control characters")
-    return v
+    return _unicode(v, "an id")
 
 
 # For ids in paths and query strings (no NUL or other control characters).
@@ -140,7 +149,13 @@ class EventIn(_Strict):
     @field_validator("payload")
     @classmethod
     def _payload(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
-        if v is not None and len(json.dumps(v, separators=(",", ":")).encode()) > MAX_PAYLOAD_BYTES:
+        if v is None:
+            return v
+        try:
+            size = len(json.dumps(v, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+        except UnicodeEncodeError:
+            raise ValueError("payload must be valid Unicode: a key or value holds a lone surrogate") from None
+        if size > MAX_PAYLOAD_BYTES:
             raise PydanticCustomError(
                 "too_large",
                 "payload is larger than {limit} bytes as JSON (max_payload_bytes)",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ctxsearch.domain.payload import decompress_payload
@@ -72,14 +74,25 @@ BAD_EVENTS = [
     ({"content": "x" * 100_001}, "content"),
     ({"id": ""}, "id"),
     ({"unexpected": 1}, "unexpected"),
+    # A lone surrogate: valid JSON, but no UTF-8 text (so no database) can hold it.
+    ({"files": ["a\ud800.py"]}, "files"),
+    ({"content": "half a pair \udc00"}, "content"),
+    ({"payload": {"k\ud800": 1}}, "payload"),
+    ({"payload": {"k": ["v\udfff"]}}, "payload"),
+    ({"tool": "Bash\ud800"}, "tool"),
+    ({"session_id": "s\ud800"}, "session_id"),
 ]
+
+
+JSON = {"content-type": "application/json"}
 
 
 @pytest.mark.parametrize("change,field", BAD_EVENTS, ids=[f for _, f in BAD_EVENTS])
 def test_bad_event_is_refused_naming_the_field_and_nothing_is_stored(client, project, change, field):
     good = event(project, "s", 1, content="fine")
     bad = {**event(project, "s", 2, content="bad"), **change}
-    r = client.post("/v1/events", json={"events": [good, bad]})
+    # As a client sends it: JSON escapes (\\ud800) where the text cannot be UTF-8.
+    r = client.post("/v1/events", content=json.dumps({"events": [good, bad]}), headers=JSON)
     too_long = len(str(change.get("content", ""))) > 100_000
     assert r.status_code == (413 if too_long else 422)  # a size limit is 413
     body = r.json()
@@ -100,6 +113,16 @@ def test_bad_batch_is_refused(client, body, needle):
     r = client.post("/v1/events", json=body)
     assert r.status_code == (413 if len(body.get("events", [])) > 1000 else 422)
     assert needle in r.json()["error"]
+
+
+def test_a_lone_surrogate_in_a_search_is_a_422_on_a_kept_connection(client, project):
+    for field, body in (
+        ("files", {"query": "x", "project_id": project, "files": ["a\ud800.py"]}),
+        ("query", {"query": "x\ud800", "project_id": project}),
+    ):
+        r = client.post("/v1/search", content=json.dumps(body), headers=JSON)
+        assert r.status_code == 422 and r.json()["error"].startswith(field), r.text
+        assert r.headers.get("connection") != "close"
 
 
 def test_malformed_json_is_a_4xx(client):
