@@ -30,6 +30,7 @@ import numpy as np
 
 from ctxsearch.domain.confidence import CALIBRATION, confidence
 from ctxsearch.domain.grouping import rank_sessions
+from ctxsearch.domain.query_shape import vector_weight
 from ctxsearch.evals.datasets import Corpus, Dataset, Query
 from ctxsearch.service.facade import Service
 from ctxsearch.store.search import SearchParams, search
@@ -37,7 +38,9 @@ from ctxsearch.store.search import SearchParams, search
 HEADLINE = {"beir": "ndcg@10", "locomo": "turn_recall@10", "sessions": "hit@1"}
 POOL = 100  # candidates per arm read once per query; replays use up to this many
 CANDIDATES = 50  # what a default search (limit 10) fetches per arm
-ALPHAS = tuple(float(round(a, 2)) for a in np.arange(0.2, 0.81, 0.05))
+_STEPS = [float(round(a, 2)) for a in np.arange(0.1, 0.76, 0.05)]
+# (vector weight for words, for code-like queries); equal weights: one weight for every query.
+WEIGHTS = tuple((p, c) for p in _STEPS if p >= 0.2 for c in _STEPS if c <= p)
 THRESHOLDS = (0.1, 0.2, 0.3, 0.5, 0.7)
 
 
@@ -127,26 +130,38 @@ def _pool(rec: Record, candidates: int) -> list[Candidate]:
     return out
 
 
-def ranked(rec: Record, scorer: Callable[[Candidate], float], candidates: int = CANDIDATES) -> list[Candidate]:
-    return sorted(_pool(rec, candidates), key=lambda c: (-scorer(c), c.doc_id))
+Scorer = Callable[[Record, Candidate], float]
 
 
-def convex(alpha: float) -> Callable[[Candidate], float]:
-    return lambda c: alpha * (c.cosine or 0.0) + (1 - alpha) * c.text_norm
+def ranked(rec: Record, scorer: Scorer, candidates: int = CANDIDATES) -> list[Candidate]:
+    return sorted(_pool(rec, candidates), key=lambda c: (-scorer(rec, c), c.doc_id))
 
 
-def rrf(k: float = 60, w_vector: float = 1.0, w_text: float = 1.5) -> Callable[[Candidate], float]:
-    return lambda c: (
-        (w_vector / (k + c.vector_rank) if c.vector_rank else 0.0)
-        + (w_text / (k + c.text_rank) if c.text_rank else 0.0)
-    )
+def convex(weights: tuple[float, float]) -> Scorer:
+    """The convex fusion with vector weight `prose` for words, down to `code` for code-like
+    queries (ctxsearch.domain.query_shape), as the service weighs them."""
+    prose, code = weights
+
+    def score(rec: Record, c: Candidate) -> float:
+        alpha = vector_weight(rec.query.text, prose, code)
+        return alpha * (c.cosine or 0.0) + (1 - alpha) * c.text_norm
+
+    return score
 
 
-def text_arm(c: Candidate) -> float:
+def rrf(k: float = 60, w_vector: float = 1.0, w_text: float = 1.5) -> Scorer:
+    def score(rec: Record, c: Candidate) -> float:
+        vector = w_vector / (k + c.vector_rank) if c.vector_rank else 0.0
+        return vector + (w_text / (k + c.text_rank) if c.text_rank else 0.0)
+
+    return score
+
+
+def text_arm(rec: Record, c: Candidate) -> float:
     return c.text_norm if c.text_rank else -math.inf
 
 
-def vector_arm(c: Candidate) -> float:
+def vector_arm(rec: Record, c: Candidate) -> float:
     return c.cosine if c.vector_rank else -math.inf
 
 
@@ -239,10 +254,10 @@ def leave_one_unit_out(table: dict, headline: dict[str, str]) -> dict:
     }
 
 
-def cross_validate(records: list[Record], alphas=ALPHAS, candidates: int = CANDIDATES) -> dict:
-    """Leave one unit out: choose the convex weight on the rest of all three kinds, score the unit."""
-    out = leave_one_unit_out({a: per_query(records, convex(a), candidates) for a in alphas}, HEADLINE)
-    out["alpha"] = float(out.pop("chosen"))
+def cross_validate(records: list[Record], grid=WEIGHTS, candidates: int = CANDIDATES) -> dict:
+    """Leave one unit out: choose the convex weights on the rest of all three kinds, score the unit."""
+    out = leave_one_unit_out({w: per_query(records, convex(w), candidates) for w in grid}, HEADLINE)
+    out["alpha"] = tuple(out.pop("chosen"))
     return out
 
 
@@ -275,7 +290,9 @@ def cross_validate_sessions(records: list[Record], alpha: float, grid=EVIDENCE) 
         rows = []
         for rec in (r for r in records if r.own):
             docs = ranked(rec, scorer, SESSION_POOL)
-            order = rank_sessions([(d.session_id, scorer(d)) for d in docs], evidence_weight=weight, evidence_hits=hits)
+            order = rank_sessions(
+                [(d.session_id, scorer(rec, d)) for d in docs], evidence_weight=weight, evidence_hits=hits
+            )
             rows.append((rec, session_metrics(rec, [s.session_id for s in order])))
         table[(weight, hits)] = rows
     return leave_one_unit_out(table, SESSION_HEADLINE)
@@ -415,7 +432,8 @@ def run(svc: Service, datasets: list[Dataset], progress=None) -> dict:
         "text": pooled(per_query(records, text_arm)),
         "vector": pooled(per_query(records, vector_arm)),
         "rrf (k 60, text 1.5)": pooled(per_query(records, rrf())),
-        f"convex {alpha}": pooled(per_query(records, convex(alpha))),
+        f"convex {alpha[0]} (code {alpha[1]})": pooled(per_query(records, convex(alpha))),
+        f"convex {alpha[0]}, one weight": pooled(per_query(records, convex((alpha[0], alpha[0])))),
     }
     calibration = fit_calibration(records, alpha)
     return {
@@ -433,7 +451,8 @@ def run(svc: Service, datasets: list[Dataset], progress=None) -> dict:
 def markdown(result: dict) -> str:
     cv = result["cv"]
     lines = [
-        f"convex weight of the vector arm chosen per held-out unit: {cv['chosen_per_fold']} (most often {cv['alpha']})",
+        "convex weights of the vector arm (words, code-like queries) chosen per held-out unit: "
+        f"{cv['chosen_per_fold']} (most often {cv['alpha']})",
         "",
         "| data | metric | " + " | ".join(result["pooled"]) + " | held out | per unit (mean ± sd, min–max, units) |",
         "| --- | --- | " + " | ".join("---" for _ in result["pooled"]) + " | --- | --- |",

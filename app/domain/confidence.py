@@ -20,7 +20,7 @@ import math
 
 # mode -> (cosine weight, text_norm weight, bias)
 CALIBRATION = {
-    "hybrid": (2.711, 4.482, -5.299),
+    "hybrid": (2.421, 4.505, -5.179),
     "vector": (7.266, 0.0, -5.13),
     "text": (0.0, 4.922, -4.495),
 }

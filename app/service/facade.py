@@ -276,7 +276,7 @@ class Service:
         """The request's query and filters as SearchParams, with the server's ranking settings."""
         s = self.settings
         weights = req.weights
-        fusion = tuning(s, req.fusion)
+        fusion = tuning(s, req.fusion, req.query)
         if req.rrf_k:
             fusion["rrf_k"] = req.rrf_k
         if weights:

@@ -11,6 +11,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from ctxsearch.domain.query_shape import vector_weight
+
 HEADLINE_OPTIONS = (
     'MaxWords=40, MinWords=12, ShortWord=2, MaxFragments=2, FragmentDelimiter=" … ", StartSel=<b>, StopSel=</b>'
 )
@@ -52,12 +54,13 @@ class SearchParams:
     text_exact: bool = False  # read every warm match instead of the top lists (slow on large projects)
 
 
-def tuning(settings, fusion: str | None = None) -> dict:
+def tuning(settings, fusion: str | None = None, query: str = "") -> dict:
     """The service's ranking settings as SearchParams fields for `fusion` (default: the
-    server's); a request may override the fusion, its weights and RRF's k."""
+    server's) and this query; a request may override the fusion, its weights and RRF's k."""
     fusion = fusion or settings.fusion
     if fusion == "convex":
-        weights = (settings.convex_weight_vector, 1 - settings.convex_weight_vector)
+        alpha = vector_weight(query, settings.convex_weight_vector, settings.convex_weight_vector_code)
+        weights = (alpha, 1 - alpha)
     else:
         weights = (settings.weight_vector, settings.weight_text)
     return {

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from ctxsearch.config import Settings
 from ctxsearch.store.search import SearchParams
 from ctxsearch.store.search import search as run_search
 from ctxsearch.store.tiers import rebuild_warm
@@ -143,9 +144,10 @@ def test_explain_shows_each_arm_and_its_part_of_the_score(search, corpus_project
             assert s["text"] > 0 and s["text_norm"] > 0
     top = hits[0]["scores"]
     if fusion == "convex":
-        # 0.45 x cosine + 0.55 x text_norm: the server's default weights.
-        assert top["vector_part"] == pytest.approx(0.45 * top["vector"], rel=1e-6)
-        assert top["text_part"] == pytest.approx(0.55 * top["text_norm"], rel=1e-6)
+        # w x cosine + (1 - w) x text_norm: the server's weight for a query of plain words.
+        w = Settings().convex_weight_vector
+        assert top["vector_part"] == pytest.approx(w * top["vector"], rel=1e-6)
+        assert top["text_part"] == pytest.approx((1 - w) * top["text_norm"], rel=1e-6)
 
 
 def test_convex_fusion_is_the_default_and_its_weights_move_the_ranking(search, corpus_project):
@@ -333,7 +335,8 @@ def test_text_top_lists_bound_candidates_and_filters_fall_back(
     # "widget" is in every event: short ones in sessions a and b, long ones in session c.
     filler = " ".join(f"word{i}" for i in range(30))
     evs = [
-        event(project, "a" if n % 2 else "b", n, "note", f"widget render {'widget ' * (n % 3)}", id=f"s{n}")
+        # Each text its own (a session's same-text documents would be one hit).
+        event(project, "a" if n % 2 else "b", n, "note", f"widget render {'widget ' * (n % 3)}item{n}", id=f"s{n}")
         for n in range(20)
     ]
     evs += [event(project, "c", 100 + n, "note", f"widget {filler} zephyr{n}", id=f"l{n}") for n in range(6)]

@@ -83,7 +83,7 @@ def test_each_query_is_also_searched_in_the_other_projects(collected):
 
 def test_the_replay_ranks_as_the_service_does(service, collected):
     ds, records = collected
-    alpha = service.settings.convex_weight_vector
+    alpha = (service.settings.convex_weight_vector, service.settings.convex_weight_vector_code)
     checked = 0
     for rec in records:
         project = next(c.project_id for c in ds.corpora if (c.name == rec.unit) == rec.own)

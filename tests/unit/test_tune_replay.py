@@ -35,16 +35,19 @@ def test_replay_keeps_text_only_cosines_and_drops_text_beyond_the_pool():
     assert set(pool) == {1, 2, 3}
     assert pool[3].text_norm == 0.0 and pool[3].text_rank is None
     assert pool[2].cosine == 0.2  # a text candidate keeps its cosine
-    by_text = [c.doc_id for c in tune.ranked(rec, tune.convex(0.0), candidates=2)]
-    by_vector = [c.doc_id for c in tune.ranked(rec, tune.convex(1.0), candidates=2)]
+    by_text = [c.doc_id for c in tune.ranked(rec, tune.convex((0.0, 0.0)), candidates=2)]
+    by_vector = [c.doc_id for c in tune.ranked(rec, tune.convex((1.0, 1.0)), candidates=2)]
     assert by_text[0] == 2 and by_vector == [1, 3, 2]
-    assert tune.metrics(rec, tune.ranked(rec, tune.convex(0.0), 2)) == {"hit@1": 1.0, "mrr@10": 1.0}
-    assert tune.metrics(rec, tune.ranked(rec, tune.convex(1.0), 2)) == {"hit@1": 0.0, "mrr@10": pytest.approx(1 / 3)}
+    assert tune.metrics(rec, tune.ranked(rec, tune.convex((0.0, 0.0)), 2)) == {"hit@1": 1.0, "mrr@10": 1.0}
+    assert tune.metrics(rec, tune.ranked(rec, tune.convex((1.0, 1.0)), 2)) == {
+        "hit@1": 0.0,
+        "mrr@10": pytest.approx(1 / 3),
+    }
 
 
 def test_rrf_replay_is_reciprocal_ranks():
     c = cand(1, "s", 0.5, 0.5, 2, 4)
-    assert tune.rrf(k=60, w_vector=1, w_text=1.5)(c) == pytest.approx(1 / 62 + 1.5 / 64)
+    assert tune.rrf(k=60, w_vector=1, w_text=1.5)(None, c) == pytest.approx(1 / 62 + 1.5 / 64)
 
 
 def test_metrics_per_kind():
@@ -76,8 +79,8 @@ def test_cross_validation_scores_each_unit_with_a_weight_chosen_without_it():
         records += _unit_records("a", "sessions", u, best_alpha_wins=True)
     # One odd unit: what suits it must not be chosen for it, since it is held out.
     records += _unit_records("a", "sessions", "odd", best_alpha_wins=False)
-    cv = tune.cross_validate(records, alphas=(0.2, 0.8))
-    assert cv["chosen_per_fold"] == [0.8, 0.8, 0.8, 0.8]
+    cv = tune.cross_validate(records, grid=((0.2, 0.2), (0.8, 0.8)))
+    assert cv["chosen_per_fold"] == [[0.8, 0.8]] * 4
     held = cv["held_out"]["a"]["hit@1"]
     assert held["units"] == 4 and held["min"] == 0.0 and held["max"] == 1.0
     assert held["mean"] == pytest.approx(0.75)
@@ -102,7 +105,7 @@ def test_thresholds_count_hits_kept_in_other_projects():
     own = record("sessions", "a", "p", [cand(1, "s", 0.9, 1.5, 1, 1)], sessions=["s"], qid="q1")
     other = record("sessions", "a", "p", [cand(1, "x", 0.1, 0.1, 1, 1)], own=False, qid="q1")
     cal = {"hybrid": (4.0, 4.0, -5.0), "vector": (4.0, 0.0, -5.0)}
-    rep = tune.threshold_report([own, other], cal, alpha=0.5)
+    rep = tune.threshold_report([own, other], cal, alpha=(0.5, 0.5))
     assert rep["0.5"]["a"] == 1.0 and rep["0.5"]["a: top hit kept"] == 1.0
     assert rep["0.5"]["a (other projects): hits"] == 0 and rep["0.5"]["a (other projects): none"] == 1.0
     assert rep["0.0"]["a (other projects): hits"] == 1
@@ -120,7 +123,21 @@ def test_session_cross_validation_weighs_further_evidence_only_where_it_helps():
                 cand(4, "fix", 0.69, 0.69, 4, 4),
             ]
             records.append(record("sessions", "a", u, cands, sessions=["fix"], qid=f"{u}{i}"))
-    cv = tune.cross_validate_sessions(records, alpha=0.5, grid=((0.0, 0), (0.2, 2)))
+    cv = tune.cross_validate_sessions(records, alpha=(0.5, 0.5), grid=((0.0, 0), (0.2, 2)))
     assert cv["chosen_per_fold"] == [[0.2, 2]] * 3
     assert cv["held_out"]["a"]["hit@1"]["mean"] == 1.0
     assert cv["grid"]["(0.0, 0)"]["a"]["hit@1"] == 0.0
+
+
+def test_code_like_queries_lean_on_the_text_arm():
+    from ctxsearch.domain.query_shape import codeness, vector_weight
+
+    assert codeness("what made responses slow") == 0.0
+    assert codeness("which session modified modify_sys_path") == 0.25
+    assert codeness("AssertionError: assert x in tests/test_a.py") == pytest.approx(2 / 5)
+    assert vector_weight("why is the build slow", 0.4, 0.2) == 0.4
+    assert vector_weight("where did we change fit_sessions", 0.4, 0.2) == pytest.approx(0.32)
+    assert vector_weight("src/app.py test_login", 0.4, 0.2) == pytest.approx(0.2)
+    # The replay weighs each query as the service does.
+    c = cand(1, "s", 1.0, 0.0, 1, None)
+    assert tune.convex((0.4, 0.2))(record("sessions", "a", "p", [c]), c) == pytest.approx(0.4)
