@@ -135,9 +135,10 @@ def build_server(get_service: Callable[[], Service]) -> MCPServer:
         Call it before debugging an error, changing a file or revisiting a decision, to learn
         what earlier sessions found. Returns hits ranked best first in `results`, each with its id,
         session_id, timestamp, type, title, a snippet (matched words in <b></b>), files, score and
-        confidence: the estimated probability (0-1) that the hit is relevant. Trust hits at 0.5 or
-        more; below about 0.2 a hit is likely unrelated, and when every hit is that low nothing
-        stored matches: say so rather than use them. min_confidence=0.5 returns only the likely
+        confidence: the estimated probability (0-1) that the hit is relevant. In coding sessions,
+        trust hits at 0.5 or more; below about 0.2 a hit is likely unrelated, and when every hit
+        is that low nothing stored matches: say so rather than use them (chat memories score
+        lower: weigh them by rank). min_confidence=0.5 returns only the likely
         ones. Use group="session" when the question is which session did something ("which session
         fixed X?", "when did we decide Y?"): then `sessions` holds sessions ranked by their
         matching events, each once, with its title, when it ran, how many documents matched and
