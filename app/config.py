@@ -94,14 +94,14 @@ class Settings(Limits):
 
     # Search
     # How the arms combine by default. convex: w x cosine + (1 - w) x BM25 over the query's
-    # idf sum, w = 0.55 for words, down to 0.1 for a query half of whose tokens or more look
+    # idf sum, w = 0.55 for words, down to 0.2 for a query a quarter of whose tokens or more look
     # like code (identifiers, paths, exception names: ctxsearch.domain.query_shape). Chosen by
     # leave-one-unit-out cross-validation over SciFact folds, LoCoMo conversations and
     # agent-session projects (`ctxsearch tune`; README, Relevance): it beat both arms and RRF
     # on all three kinds of data, where RRF lost to the text arm on two.
     fusion: Literal["convex", "rrf", "weighted"] = "convex"
     convex_weight_vector: float = Field(default=0.55, ge=0, le=1)  # the text arm gets the rest
-    convex_weight_vector_code: float = Field(default=0.1, ge=0, le=1)
+    convex_weight_vector_code: float = Field(default=0.2, ge=0, le=1)
     rrf_k: int = Field(default=60, ge=1)
     # RRF's weight of each arm (a request's `weights` overrides them). The text
     # arm leads: on dev data 1.5 left SciFact hybrid nDCG@10 unchanged (0.714) and lifted

@@ -33,12 +33,28 @@ def path_terms(files: list[str], limit: int = 20) -> str:
     return " ".join(terms)
 
 
+# snake_case names (`fit_sessions`, `_free_port`): the text parser splits them at each
+# underscore into common words, so each is also indexed whole, underscores dropped.
+_SNAKE = re.compile(r"\b_*[A-Za-z][A-Za-z0-9]*(?:_+[A-Za-z0-9]+)+\b")
+
+
+def snake_terms(text: str) -> set[str]:
+    return {m.replace("_", "").lower() for m in _SNAKE.findall(text)}
+
+
 def identifier_terms(text: str) -> str:
-    """camelCase and PascalCase identifiers split into words, added beside the original."""
-    extra = {
-        _CAMEL.sub(" ", tok) for tok in re.findall(r"\b[A-Za-z][A-Za-z0-9]*[a-z][A-Z][A-Za-z0-9]*\b", text[:20000])
-    }
-    return " ".join(sorted(extra))
+    """camelCase and PascalCase identifiers split into words, and snake_case ones joined into
+    one, added beside the original."""
+    text = text[:20000]
+    extra = {_CAMEL.sub(" ", tok) for tok in re.findall(r"\b[A-Za-z][A-Za-z0-9]*[a-z][A-Z][A-Za-z0-9]*\b", text)}
+    return " ".join(sorted(extra | snake_terms(text)))
+
+
+def text_query(query: str) -> str:
+    """The words the text arm looks for: the query, and its snake_case names whole (as
+    identifier_terms indexes them), so `fit_sessions` matches that name, not any `fit`."""
+    joined = sorted(snake_terms(query))
+    return f"{query} {' '.join(joined)}" if joined else query
 
 
 def search_title(title: str, files: list[str], body: str) -> str:

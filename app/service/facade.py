@@ -17,6 +17,7 @@ import psycopg
 from ctxsearch.config import Settings
 from ctxsearch.domain.condense import first_sentence
 from ctxsearch.domain.confidence import confidence
+from ctxsearch.domain.documents import text_query
 from ctxsearch.domain.grouping import RankedSession, rank_sessions
 from ctxsearch.domain.privacy import redact_events, redact_summary
 from ctxsearch.embeddings import Embedder, get_embedder
@@ -283,6 +284,7 @@ class Service:
             fusion.update(weight_vector=weights.vector, weight_text=weights.text)
         return SearchParams(
             query=req.query,
+            text_query=text_query(req.query),
             project_id=req.project_id,
             session_id=req.session_id,
             types=[t.value for t in req.types] if req.types else None,

@@ -21,7 +21,7 @@ SNIPPET_SOURCE_CHARS = 20_000
 
 @dataclass
 class SearchParams:
-    query: str
+    query: str  # embedded for the vector arm
     project_id: str
     session_id: str | None = None
     types: list[str] | None = None
@@ -52,6 +52,7 @@ class SearchParams:
     match_pool: int = 5000  # warm matches (best by ts_rank) scored when the lists are not used
     context_weight: float = 0.5  # a term from the previous event counts this much
     text_exact: bool = False  # read every warm match instead of the top lists (slow on large projects)
+    text_query: str | None = None  # the text arm's words (default: the query; see documents.text_query)
 
 
 def tuning(settings, fusion: str | None = None, query: str = "") -> dict:
@@ -405,7 +406,7 @@ def search(*, conn: psycopg.Connection, params: SearchParams, query_vector: np.n
     if params.mode in ("hybrid", "vector") and query_vector is None:
         raise ValueError("a query vector is needed for the vector arm")
     values = {
-        "query": params.query,
+        "query": params.text_query or params.query,
         "qvec": query_vector if query_vector is not None else np.zeros(384, dtype=np.float32),
         "project_id": params.project_id,
         "session_id": params.session_id,

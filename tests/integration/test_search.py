@@ -394,3 +394,24 @@ def test_an_error_repeated_in_a_session_is_one_hit_across_pages(client, project,
             break
     assert [h["id"] for h in seen] == [h["id"] for h in hits]
     assert sum(h["type"] == "error" for h in seen) == 2
+
+
+def test_a_snake_case_name_finds_the_event_that_names_it_over_its_words(client, project, wait_indexed, search):
+    evs = [
+        event(
+            project,
+            "edit",
+            0,
+            "file_edit",
+            "def fit_sessions(sessions, budget): keep whole sessions",
+            files=["paging.py"],
+        ),
+        # Its words, often, but not the name.
+        event(project, "chat", 0, "message", "Fit the sessions to the budget: sessions fit when sessions are small"),
+        event(project, "chat", 1, "note", "fit sessions, fit sessions, fit more sessions"),
+    ]
+    assert client.post("/v1/events", json={"events": evs}).status_code == 202
+    wait_indexed(project)
+    for mode in ("text", "hybrid"):
+        hits = search(project, "where did we change fit_sessions", mode=mode, kinds=["event"])
+        assert hits[0]["session_id"] == "edit", (mode, hits)

@@ -136,8 +136,19 @@ def test_code_like_queries_lean_on_the_text_arm():
     assert codeness("which session modified modify_sys_path") == 0.25
     assert codeness("AssertionError: assert x in tests/test_a.py") == pytest.approx(2 / 5)
     assert vector_weight("why is the build slow", 0.4, 0.2) == 0.4
-    assert vector_weight("where did we change fit_sessions", 0.4, 0.2) == pytest.approx(0.32)
+    assert vector_weight("where did we change the fit_sessions function", 0.4, 0.2) == pytest.approx(0.4 - 0.2 * 4 / 7)
+    assert vector_weight("where did we change fit_sessions", 0.4, 0.2) == pytest.approx(0.24)
     assert vector_weight("src/app.py test_login", 0.4, 0.2) == pytest.approx(0.2)
     # The replay weighs each query as the service does.
     c = cand(1, "s", 1.0, 0.0, 1, None)
     assert tune.convex((0.4, 0.2))(record("sessions", "a", "p", [c]), c) == pytest.approx(0.4)
+
+
+def test_snake_case_names_are_indexed_and_searched_whole():
+    from ctxsearch.domain.documents import identifier_terms, text_query
+
+    terms = identifier_terms("def fit_sessions(rows): return _free_port() + renderWidgets + plain words")
+    assert set(terms.split()) >= {"fitsessions", "freeport", "render", "Widgets"}
+    assert "plain" not in terms
+    assert text_query("where did we change fit_sessions") == "where did we change fit_sessions fitsessions"
+    assert text_query("why is the build slow") == "why is the build slow"
