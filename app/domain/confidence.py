@@ -8,10 +8,10 @@ no one kind of data sets the scale. Neither input depends on the project's size 
 query's length, so a threshold means the same everywhere.
 
 Fitted by `ctxsearch tune` on the dev data (README, Relevance). Held out by agent-session
-project, at 0.5 a query keeps its top hit in its own project 95% of the time, and in another
-project gets 0.05 hits on average (98% get none); at 0.2, 99% and 0.25 (93% none). The scale
-is shared by all kinds of data, so it is not equally sharp for each: conversational memories
-(LoCoMo) are relevant at 0.1-0.3, code sessions mostly above 0.5.
+project, at 0.5 a query keeps its top hit in its own project 93% of the time, and in another
+project gets 0.006 hits on average (99.6% get none); at 0.3, 99.5% and 0.06 (97% none). The
+scale is shared by all kinds of data, so it is not equally sharp for each: conversational
+memories (LoCoMo) are relevant at 0.1-0.3, code sessions mostly above 0.5.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import math
 
 # mode -> (cosine weight, text_norm weight, bias)
 CALIBRATION = {
-    "hybrid": (2.421, 4.505, -5.179),
-    "vector": (7.266, 0.0, -5.13),
-    "text": (0.0, 4.922, -4.495),
+    "hybrid": (2.072, 4.628, -4.925),
+    "vector": (7.266, 0.0, -5.134),
+    "text": (0.0, 5.12, -4.407),
 }
 
 
