@@ -97,8 +97,9 @@ class Settings(Limits):
     # idf sum, w = 0.55 for words, down to 0.45 for a query a quarter of whose tokens or more look
     # like code (identifiers, paths, exception names: ctxsearch.domain.query_shape). Chosen by
     # leave-one-unit-out cross-validation over SciFact folds, LoCoMo conversations and
-    # agent-session projects (`ctxsearch tune`; README, Relevance): it beat both arms and RRF
-    # on all three kinds of data, where RRF lost to the text arm on two.
+    # agent-session projects (`ctxsearch tune`; README, Relevance): it beat RRF on all three
+    # kinds of data and the best arm on SciFact and LoCoMo, and tied the text arm on the
+    # agent sessions, where RRF lost to it.
     fusion: Literal["convex", "rrf", "weighted"] = "convex"
     convex_weight_vector: float = Field(default=0.55, ge=0, le=1)  # the text arm gets the rest
     convex_weight_vector_code: float = Field(default=0.45, ge=0, le=1)
