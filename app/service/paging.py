@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import json
 import threading
 import zlib
@@ -70,6 +71,23 @@ def _sign(secret: str, body: bytes) -> str:
     return base64.urlsafe_b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()[:16]).decode().rstrip("=")
 
 
+# A cursor's JSON is at most this long: MAX_PAGED_RESULTS ids and the sessions' ids.
+_MAX_CURSOR_JSON = 1 << 20
+_MAX_DB_INT = 2**63 - 1
+
+
+def _int(v) -> bool:
+    return type(v) is int and 0 <= v <= _MAX_DB_INT
+
+
+def _ints(v, most: int) -> bool:
+    return type(v) is list and len(v) <= most and all(_int(x) for x in v)
+
+
+def _strs(v, most: int) -> bool:
+    return type(v) is list and len(v) <= most and all(type(x) is str and len(x) <= 1000 for x in v)
+
+
 def _b64decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
@@ -108,22 +126,35 @@ def decode_cursor(cursor: str, req: SearchRequest, secret: str) -> PageState:
     if not hmac.compare_digest(signature, _sign(secret, body)):
         raise InvalidCursor("cursor: signature does not match (altered, truncated, or from another server)")
     try:
-        doc = json.loads(zlib.decompress(body))
+        # A cursor this service wrote stays small when inflated; a bigger one is not its own.
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(body, _MAX_CURSOR_JSON)
+        if inflater.unconsumed_tail:
+            raise ValueError("inflates too far")
+        doc = json.loads(raw)
         if doc["v"] != CURSOR_VERSION:
             raise InvalidCursor("cursor: from an incompatible version; start again without a cursor")
-        ids: list[int] = []
-        total = 0
-        for delta in doc["i"]:
-            total += int(delta)
-            ids.append(total)
-        group = str(doc.get("g", "event"))
+        deltas, summaries, sessions = doc["i"], doc["s"], doc.get("ss", [])
+        snapshot, rows = doc["m"], doc.get("n", 0)
+        if not (
+            _ints(deltas, MAX_PAGED_RESULTS)
+            and _strs(summaries, MAX_PAGED_RESULTS)
+            and _strs(sessions, MAX_PAGED_SESSIONS)
+            and (snapshot is None or _int(snapshot))
+            and _int(rows)
+        ):
+            raise ValueError("fields of the wrong type or size")
+        ids = list(itertools.accumulate(deltas))
+        if ids and ids[-1] > _MAX_DB_INT:
+            raise ValueError("ids beyond the database's")
+        group = doc.get("g", "event")
         state = PageState(
-            snapshot_id=doc["m"],
+            snapshot_id=snapshot,
             seen_ids=ids,
-            seen_summaries=[str(s) for s in doc["s"]],
+            seen_summaries=summaries,
             group=group,
-            seen_sessions=[str(s) for s in doc.get("ss", [])],
-            seen_rows=int(doc.get("n", 0)),
+            seen_sessions=sessions,
+            seen_rows=rows,
         )
     except InvalidCursor:
         raise

@@ -260,3 +260,59 @@ def test_cli_search_pages_with_a_budget(settings, service, paged_project):
     assert not set(first.stdout.splitlines()) & set(second.stdout.splitlines())
     bad = runner.invoke(main, [*args, "--cursor", cursor[:-3]], env=env)
     assert bad.exit_code == 2 and "cursor:" in bad.output
+
+
+def _signed(settings, doc: dict | bytes) -> str:
+    """A cursor signed with the server's secret, as anyone who knows it could write one."""
+    import base64
+    import json
+    import zlib
+
+    from ctxsearch.service.paging import _sign
+
+    raw = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+    body = zlib.compress(raw, 9)
+    return base64.urlsafe_b64encode(body).decode().rstrip("=") + "." + _sign(settings.cursor_secret, body)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"m": "drop table"},
+        {"m": [1]},
+        {"m": -5},
+        {"i": "123"},
+        {"i": [1.5]},
+        {"i": [True]},
+        {"i": [2**62, 2**62]},  # adds up beyond a bigint
+        {"i": list(range(5000))},
+        {"s": [7]},
+        {"ss": [{"a": 1}], "g": "session"},
+        {"n": "x", "g": "session"},
+        {"v": None},
+    ],
+    ids=lambda c: ",".join(c),
+)
+def test_a_signed_cursor_of_odd_types_is_a_400_not_a_500(client, settings, paged_project, change):
+    from ctxsearch.schemas import SearchRequest
+    from ctxsearch.service.paging import fingerprint
+
+    body = {"query": "csv export", "project_id": paged_project, "limit": 3}
+    group = change.get("g", "event")
+    req = SearchRequest(**body, group=group)
+    doc = {"v": 1, "q": fingerprint(req), "m": 10, "i": [1, 2], "s": [], **change}
+    r = client.post("/v1/search", json={**body, "group": group, "cursor": _signed(settings, doc)})
+    assert r.status_code == 400 and r.json()["error"].startswith("cursor:"), r.text
+
+
+def test_a_cursor_that_inflates_without_end_is_refused_quickly(client, settings, paged_project):
+    import time
+
+    body = {"query": "csv export", "project_id": paged_project, "limit": 3}
+    bomb = b'{"v":1,"i":[' + b"0," * 3_000_000 + b'0],"s":[],"m":1,"q":"x"}'
+    cursor = _signed(settings, bomb)
+    assert len(cursor) < 16_000  # it passes the length check
+    t0 = time.perf_counter()
+    r = client.post("/v1/search", json={**body, "cursor": cursor})
+    assert r.status_code == 400 and r.json()["error"].startswith("cursor:")
+    assert time.perf_counter() - t0 < 2.0
