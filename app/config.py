@@ -115,9 +115,10 @@ class Settings(Limits):
     min_confidence: float = Field(default=0.0, ge=0, le=1)
     overfetch: int = Field(default=5, ge=1, le=50)  # each arm fetches limit * overfetch
     min_candidates: int = 50
-    # Signs search cursors. They grant nothing the query itself does not, so the default
-    # only catches altered cursors; set a secret to make them unforgeable.
-    cursor_secret: str = "ctxsearch-cursor"
+    # Signs search cursors. Unset: the installation's own random secret, made by a migration
+    # and kept in the database (sql/0004_cursor_secret.sql), so every API process of one
+    # database shares it and a cursor from another installation is refused.
+    cursor_secret: str | None = Field(default=None, min_length=16)
     # The text arm's Okapi BM25 (tuned on SciFact's train judgments). The scorer and the warm
     # tier's top lists (built with each rebuild) both use these three.
     bm25_k1: float = Field(default=1.2, gt=0, le=10)

@@ -55,6 +55,7 @@ from ctxsearch.store.migrations import MigrationError, pending_migrations
 from ctxsearch.store.projects import has_unembedded, last_document_id, list_sessions, project_stats
 from ctxsearch.store.queue import queue_depth
 from ctxsearch.store.search import SearchParams, headlines, hit_id, timed_search, tuning
+from ctxsearch.store.secrets import cursor_secret as stored_cursor_secret
 from ctxsearch.store.sessions import read_session, session_overviews
 from ctxsearch.store.summaries import set_agent_summary
 
@@ -142,7 +143,7 @@ class Service:
         Raises InvalidCursor for a cursor that is not this query's.
         """
         s = self.settings
-        state = decode_cursor(req.cursor, req, s.cursor_secret) if req.cursor else PageState(group=req.group)
+        state = decode_cursor(req.cursor, req, self.cursor_secret) if req.cursor else PageState(group=req.group)
         if req.group == "session":
             return self._search_sessions(req, state)
         params = self._params(
@@ -172,7 +173,7 @@ class Service:
             state.snapshot_id = rows[0]["snapshot_id"]
         if more and len(state.seen_ids) + len(hits) < MAX_PAGED_RESULTS:
             state = remember(state, [(r["doc_id"], h) for r, h in zip(rows, hits, strict=False)])
-            next_cursor = encode_cursor(state, req, s.cursor_secret)
+            next_cursor = encode_cursor(state, req, self.cursor_secret)
         return SearchResponse(
             results=hits,
             mode=req.mode,
@@ -233,7 +234,7 @@ class Service:
             returned = {h.session_id for h in sessions}
             used = state.seen_rows + sum(1 for r in rows if r["session_id"] in returned)
             state = PageState(snapshot_id=state.snapshot_id, group="session", seen_sessions=seen, seen_rows=used)
-            next_cursor = encode_cursor(state, req, s.cursor_secret)
+            next_cursor = encode_cursor(state, req, self.cursor_secret)
         took = (time.perf_counter() - t0) * 1000
         return SearchResponse(
             results=[],
@@ -326,6 +327,14 @@ class Service:
             if explain
             else None,
         )
+
+    @cached_property
+    def cursor_secret(self) -> str:
+        """What signs search cursors: the setting, else this installation's own secret."""
+        if self.settings.cursor_secret:
+            return self.settings.cursor_secret
+        with self.db.connection() as conn:
+            return stored_cursor_secret(conn=conn)
 
     @cached_property
     def token_counter(self) -> TokenCounter:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from ctxsearch.schemas import SearchHit
@@ -262,7 +264,7 @@ def test_cli_search_pages_with_a_budget(settings, service, paged_project):
     assert bad.exit_code == 2 and "cursor:" in bad.output
 
 
-def _signed(settings, doc: dict | bytes) -> str:
+def _signed(service, doc: dict | bytes) -> str:
     """A cursor signed with the server's secret, as anyone who knows it could write one."""
     import base64
     import json
@@ -272,7 +274,7 @@ def _signed(settings, doc: dict | bytes) -> str:
 
     raw = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
     body = zlib.compress(raw, 9)
-    return base64.urlsafe_b64encode(body).decode().rstrip("=") + "." + _sign(settings.cursor_secret, body)
+    return base64.urlsafe_b64encode(body).decode().rstrip("=") + "." + _sign(service.cursor_secret, body)
 
 
 @pytest.mark.parametrize(
@@ -293,7 +295,7 @@ def _signed(settings, doc: dict | bytes) -> str:
     ],
     ids=lambda c: ",".join(c),
 )
-def test_a_signed_cursor_of_odd_types_is_a_400_not_a_500(client, settings, paged_project, change):
+def test_a_signed_cursor_of_odd_types_is_a_400_not_a_500(client, service, paged_project, change):
     from ctxsearch.schemas import SearchRequest
     from ctxsearch.service.paging import fingerprint
 
@@ -301,18 +303,36 @@ def test_a_signed_cursor_of_odd_types_is_a_400_not_a_500(client, settings, paged
     group = change.get("g", "event")
     req = SearchRequest(**body, group=group)
     doc = {"v": 1, "q": fingerprint(req), "m": 10, "i": [1, 2], "s": [], **change}
-    r = client.post("/v1/search", json={**body, "group": group, "cursor": _signed(settings, doc)})
+    r = client.post("/v1/search", json={**body, "group": group, "cursor": _signed(service, doc)})
     assert r.status_code == 400 and r.json()["error"].startswith("cursor:"), r.text
 
 
-def test_a_cursor_that_inflates_without_end_is_refused_quickly(client, settings, paged_project):
+def test_a_cursor_that_inflates_without_end_is_refused_quickly(client, service, paged_project):
     import time
 
     body = {"query": "csv export", "project_id": paged_project, "limit": 3}
     bomb = b'{"v":1,"i":[' + b"0," * 3_000_000 + b'0],"s":[],"m":1,"q":"x"}'
-    cursor = _signed(settings, bomb)
+    cursor = _signed(service, bomb)
     assert len(cursor) < 16_000  # it passes the length check
     t0 = time.perf_counter()
     r = client.post("/v1/search", json={**body, "cursor": cursor})
     assert r.status_code == 400 and r.json()["error"].startswith("cursor:")
     assert time.perf_counter() - t0 < 2.0
+
+
+def test_cursors_are_signed_with_the_installations_own_secret(client, service, paged_project):
+    from ctxsearch.service.paging import _sign
+
+    secret = service.cursor_secret
+    assert len(secret) == 64 and secret != "ctxsearch-cursor" and int(secret, 16)
+    with service.db.connection() as conn:
+        assert conn.execute("SELECT value FROM service_secrets WHERE name = 'cursor'").fetchone()[0] == secret
+    body = {"query": "csv export", "project_id": paged_project, "limit": 3}
+    cursor = client.post("/v1/search", json=body).json()["next_cursor"]
+    payload = cursor.split(".")[0]
+    raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    assert cursor.split(".")[1] == _sign(secret, raw)
+    # The same cursor signed with the secret every installation used to share is refused.
+    forged = f"{payload}.{_sign('ctxsearch-cursor', raw)}"
+    r = client.post("/v1/search", json={**body, "cursor": forged})
+    assert r.status_code == 400 and "signature" in r.json()["error"]
