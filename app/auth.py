@@ -33,9 +33,16 @@ ANONYMOUS = Principal(key_id=None, projects=None)
 current_principal: ContextVar[Principal | None] = ContextVar("ctxsearch_principal", default=None)
 
 
+# The label of a key in logs is a slow hash of it (PBKDF2, 100,000 rounds): from a logged
+# key_id, guessing a short key costs 100,000 hashes a guess instead of one. The same key
+# gets the same label in every process, so logs of several servers still line up.
+_KEY_ID_SALT = b"ctxsearch key id"
+_KEY_ID_ROUNDS = 100_000
+
+
 def key_fingerprint(key: str) -> str:
     """A short, non-reversible label for logs and rate-limit buckets."""
-    return hashlib.sha256(key.encode()).hexdigest()[:8]
+    return hashlib.pbkdf2_hmac("sha256", key.encode(), _KEY_ID_SALT, _KEY_ID_ROUNDS)[:4].hex()
 
 
 class KeyRing:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -10,6 +11,7 @@ import yaml
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from ctxsearch.auth import key_fingerprint
 from ctxsearch.http.app import create_app
 from ctxsearch.http.observability import JsonFormatter
 from tests.conftest import event
@@ -63,6 +65,9 @@ def test_access_log_is_json_with_request_id_and_no_key(settings, service, caplog
     assert line["request_id"] == "req-42" and line["route"] == "/v1/projects/{project_id}/stats"
     assert line["status"] == 200 and line["level"] == "INFO" and len(line["key_id"]) == 8
     assert key not in caplog.text and key not in json.dumps(line)
+    # The label is a slow, salted hash: not the plain SHA-256 a short key is guessed from.
+    assert line["key_id"] == key_fingerprint(key)
+    assert line["key_id"] != hashlib.sha256(key.encode()).hexdigest()[:8]
 
 
 def test_compose_file_runs_postgres_api_and_worker_with_health_checks():
