@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ctxsearch.domain.confidence import CALIBRATION, confidence
-from ctxsearch.domain.documents import text_query
 from ctxsearch.domain.grouping import rank_sessions
 from ctxsearch.domain.query_shape import vector_weight
 from ctxsearch.evals.datasets import Corpus, Dataset, Query
@@ -88,7 +87,6 @@ def collect(svc: Service, datasets: list[Dataset], pool: int = POOL, progress=No
                     for target, own in [(corpus, True)] + [(o, False) for o in others]:
                         params = SearchParams(
                             query=q.text,
-                            text_query=text_query(q.text),
                             project_id=target.project_id,
                             limit=2 * pool,
                             candidates=pool,

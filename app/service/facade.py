@@ -17,7 +17,6 @@ import psycopg
 from ctxsearch.config import Settings
 from ctxsearch.domain.condense import first_sentence
 from ctxsearch.domain.confidence import confidence
-from ctxsearch.domain.documents import text_query
 from ctxsearch.domain.grouping import RankedSession, rank_sessions
 from ctxsearch.domain.privacy import redact_events, redact_summary
 from ctxsearch.embeddings import Embedder, get_embedder
@@ -158,10 +157,8 @@ class Service:
         more = len(rows) > req.limit
         rows = rows[: req.limit]
         hits = [self._hit(r, req.mode, req.explain) for r in rows]
-        # The list ends at the first hit below the floor (hits are in score order, and
-        # confidence follows the score closely): no page after it, no gaps in it.
-        cut = next((i for i, h in enumerate(hits) if h.confidence < self._floor(req)), None)
-        if cut is not None:
+        cut = self._confident(req, hits)
+        if cut < len(hits):
             rows, hits, more = rows[:cut], hits[:cut], False
         truncated = False
         if req.max_tokens is not None and hits:
@@ -183,8 +180,12 @@ class Service:
             next_cursor=next_cursor,
         )
 
-    def _floor(self, req: SearchRequest) -> float:
-        return self.settings.min_confidence if req.min_confidence is None else req.min_confidence
+    def _confident(self, req: SearchRequest, ranked: list[SearchHit] | list[SessionHit]) -> int:
+        """How many of the ranked answers come before the first below the request's
+        min_confidence: the list ends there (answers are in score order, and confidence
+        follows the score closely), with no page after it and no gaps in it."""
+        floor = self.settings.min_confidence if req.min_confidence is None else req.min_confidence
+        return next((i for i, h in enumerate(ranked) if h.confidence < floor), len(ranked))
 
     def _search_sessions(self, req: SearchRequest, state: PageState) -> SearchResponse:
         """group=session: the fused ranking's best documents grouped into sessions
@@ -218,8 +219,8 @@ class Service:
         ]
         # A full pool may have left sessions out: the next page ranks what is left.
         more = len(ranked) > req.limit or len(rows) >= pool
-        cut = next((i for i, h in enumerate(sessions) if h.confidence < self._floor(req)), None)
-        if cut is not None:
+        cut = self._confident(req, sessions)
+        if cut < len(sessions):
             sessions, more = sessions[:cut], False
         truncated = False
         if req.max_tokens is not None and sessions:
@@ -285,7 +286,6 @@ class Service:
             fusion.update(weight_vector=weights.vector, weight_text=weights.text)
         return SearchParams(
             query=req.query,
-            text_query=text_query(req.query),
             project_id=req.project_id,
             session_id=req.session_id,
             types=[t.value for t in req.types] if req.types else None,

@@ -11,6 +11,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from ctxsearch.domain.documents import text_query
 from ctxsearch.domain.query_shape import vector_weight
 
 HEADLINE_OPTIONS = (
@@ -21,7 +22,7 @@ SNIPPET_SOURCE_CHARS = 20_000
 
 @dataclass
 class SearchParams:
-    query: str  # embedded for the vector arm
+    query: str
     project_id: str
     session_id: str | None = None
     types: list[str] | None = None
@@ -52,7 +53,6 @@ class SearchParams:
     match_pool: int = 5000  # warm matches (best by ts_rank) scored when the lists are not used
     context_weight: float = 0.5  # a term from the previous event counts this much
     text_exact: bool = False  # read every warm match instead of the top lists (slow on large projects)
-    text_query: str | None = None  # the text arm's words (default: the query; see documents.text_query)
 
 
 def tuning(settings, fusion: str | None = None, query: str = "") -> dict:
@@ -406,7 +406,8 @@ def search(*, conn: psycopg.Connection, params: SearchParams, query_vector: np.n
     if params.mode in ("hybrid", "vector") and query_vector is None:
         raise ValueError("a query vector is needed for the vector arm")
     values = {
-        "query": params.text_query or params.query,
+        # The text arm's words: the query and its snake_case names whole, as documents index them.
+        "query": text_query(params.query),
         "qvec": query_vector if query_vector is not None else np.zeros(384, dtype=np.float32),
         "project_id": params.project_id,
         "session_id": params.session_id,
