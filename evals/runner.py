@@ -158,11 +158,8 @@ def _search_sessions(
 ) -> tuple[list[str], float]:
     """The sessions a search ranks: its hits collapsed in order, or with group=session the
     API's own session ranking (`limit` sessions)."""
-    if group == "event":
-        return _search_ids(svc, query, project_id, mode, limit, None, key=lambda h: h.session_id)
-    req = SearchRequest(query=query.text, project_id=project_id, mode=mode, limit=limit, group="session")
     t0 = time.perf_counter()
-    resp = svc.search(req)
+    resp = svc.search(session_request(query.text, project_id, mode, limit, group))
     return ranked_sessions(resp), (time.perf_counter() - t0) * 1000
 
 
@@ -372,9 +369,7 @@ def session_request(
     query: str, project_id: str, mode: str, limit: int = SESSION_LIMIT, group: str = "event"
 ) -> SearchRequest:
     """The search whose hits (or, with group=session, whose sessions) rank a project's sessions."""
-    if group == "session":
-        return SearchRequest(query=query, project_id=project_id, mode=mode, limit=SESSION_DEPTH, group="session")
-    return SearchRequest(query=query, project_id=project_id, mode=mode, limit=limit)
+    return SearchRequest(query=query, project_id=project_id, mode=mode, limit=limit, group=group)
 
 
 def ranked_sessions(resp: SearchResponse) -> list[str]:
@@ -390,7 +385,8 @@ def rank_sessions(
 ) -> tuple[list[str], float]:
     """Sessions ranked for a query through `Service.search`, following the cursor while fewer
     than `depth` distinct sessions came back; and the first page's latency in ms."""
-    req = session_request(query, project_id, mode, group=group)
+    limit = SESSION_DEPTH if group == "session" else SESSION_LIMIT  # sessions, or hits to collapse
+    req = session_request(query, project_id, mode, limit, group)
     sessions: list[str] = []
     first_ms: float | None = None
     for _ in range(SESSION_MAX_PAGES):

@@ -173,18 +173,13 @@ def metrics(rec: Record, hits: list[Candidate]) -> dict[str, float]:
     """The kind's metrics for one query: what `ctxsearch eval` reports."""
     q = rec.query
     sessions = list(dict.fromkeys(h.session_id for h in hits))
-    if rec.kind == "beir":
-        ideal = _dcg(sorted(q.relevant.values(), reverse=True)[:10])
-        return {"ndcg@10": _dcg([q.relevant.get(s, 0) for s in sessions[:10]]) / ideal}
     if rec.kind == "locomo":
         turns = [h.event_id for h in hits if h.kind == "event"][:10]
         return {
             "turn_recall@10": len(set(turns) & set(q.relevant)) / len(q.relevant),
             "session_recall@5": len(set(sessions[:5]) & q.sessions) / len(q.sessions),
         }
-    expected = next(iter(q.sessions))
-    rank = sessions.index(expected) + 1 if expected in sessions[:10] else None
-    return {"hit@1": float(rank == 1), "mrr@10": 1 / rank if rank else 0.0}
+    return session_metrics(rec, sessions)
 
 
 def per_query(records: list[Record], scorer, candidates: int = CANDIDATES) -> list[tuple[Record, dict]]:
@@ -268,6 +263,7 @@ SESSION_POOL = 100  # per arm: the documents a session search groups
 
 
 def session_metrics(rec: Record, sessions: list[str]) -> dict[str, float]:
+    """The kind's metrics for one query from its ranked sessions (a BEIR document is a session)."""
     q = rec.query
     if rec.kind == "beir":
         ideal = _dcg(sorted(q.relevant.values(), reverse=True)[:10])
