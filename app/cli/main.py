@@ -596,6 +596,7 @@ def tune(
 
     from tqdm import tqdm
 
+    _needs("eval", "ranx")
     from ctxsearch.evals import datasets, runner
     from ctxsearch.evals import tune as tuning
     from ctxsearch.service.facade import Service
