@@ -391,10 +391,79 @@ class SessionPublic(SessionListItem):
     condensed_at: datetime | None
 
 
-class SessionList(BaseModel):
-    """A project's sessions, most recent first."""
+class SessionBrief(SessionListItem):
+    """A session in a project's listing."""
 
-    sessions: list[SessionListItem]
+    title: str = Field(description="The first sentence of its summary, else its session id.")
+    errors: int = Field(description="How many of its events are errors.")
+
+
+class SessionList(BaseModel):
+    """A project's sessions, most recent first (by their last event)."""
+
+    sessions: list[SessionBrief]
+    next_cursor: str | None = Field(default=None, description="Pass as `cursor` for the next page; null at the end.")
+
+
+class ProjectSummary(BaseModel):
+    project_id: str
+    sessions: int = Field(description="Sessions stored.")
+    events: int = Field(description="Events stored.")
+    first_activity: datetime | None = Field(description="Its earliest event.")
+    last_activity: datetime | None = Field(description="Its latest event.")
+
+
+class ProjectList(BaseModel):
+    """The projects the caller may read, most recently active first."""
+
+    projects: list[ProjectSummary]
+
+
+class EventFull(BaseModel):
+    """One event as stored: its whole text and payload (credentials already redacted)."""
+
+    id: str
+    project_id: str
+    session_id: str
+    timestamp: datetime
+    type: str
+    tool: str | None
+    files: list[str]
+    tokens: int | None
+    content: str
+    payload: dict[str, Any] | None
+    received_at: datetime = Field(description="When the service stored it.")
+
+
+class EventList(BaseModel):
+    events: list[EventFull]
+    missing: list[str] = Field(default_factory=list, description="Asked-for ids the project has no event for.")
+
+
+class TimelineEvent(BaseModel):
+    """An event in a timeline; `content` is cut at max_chars (`content_chars` is its whole length)."""
+
+    id: str
+    position: int = Field(description="0-based place in the session, in order of time.")
+    timestamp: datetime
+    type: str
+    tool: str | None
+    files: list[str]
+    content: str
+    content_chars: int
+    truncated: bool = Field(description="True when `content` was cut; get the event for all of it.")
+
+
+class Timeline(BaseModel):
+    """Consecutive events of one session, in order (time, then id)."""
+
+    project_id: str
+    session_id: str
+    around: str | None = Field(description="The event the window is centred on, if one was asked for.")
+    total: int = Field(description="Events in the session.")
+    events: list[TimelineEvent]
+    more_before: bool = Field(description="Earlier events exist: ask again around the first one.")
+    more_after: bool = Field(description="Later events exist: ask again around the last one.")
 
 
 class SummaryIn(_Strict):

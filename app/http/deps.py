@@ -10,11 +10,15 @@ from fastapi import Depends, Path, Query, Request
 from ctxsearch.auth import current_principal
 from ctxsearch.http.observability import Metrics
 from ctxsearch.http.security import body_project_ids, check_projects
-from ctxsearch.schemas import ID_PATTERN, MAX_ID_CHARS
+from ctxsearch.schemas import ID_PATTERN, MAX_CURSOR_CHARS, MAX_ID_CHARS
 from ctxsearch.service.facade import Service
 
 ProjectId = Annotated[str, Query(min_length=1, max_length=MAX_ID_CHARS, pattern=ID_PATTERN)]
 PathId = Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS, pattern=ID_PATTERN)]
+Cursor = Annotated[
+    str | None,
+    Query(min_length=1, max_length=MAX_CURSOR_CHARS, description="`next_cursor` of the previous page."),
+]
 
 
 def get_service(request: Request) -> Service:

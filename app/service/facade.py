@@ -6,14 +6,17 @@ these methods, which call the data-access functions with a pooled connection.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import threading
 import time
 from collections import Counter
+from datetime import datetime
 from functools import cached_property
 
 import psycopg
 
+from ctxsearch.auth import Principal
 from ctxsearch.config import Settings
 from ctxsearch.domain.condense import first_sentence
 from ctxsearch.domain.confidence import confidence
@@ -24,41 +27,81 @@ from ctxsearch.schemas import (
     ArmRanks,
     ArmScores,
     Erased,
+    EventFull,
     EventIn,
+    EventList,
     IngestResponse,
     KeyEvent,
+    ProjectList,
     ProjectStats,
+    ProjectSummary,
     SearchHit,
     SearchRequest,
     SearchResponse,
+    SessionBrief,
     SessionHit,
     SessionList,
-    SessionListItem,
     SessionPublic,
+    Timeline,
+    TimelineEvent,
 )
 from ctxsearch.service.paging import (
     MAX_PAGED_RESULTS,
     MAX_PAGED_SESSIONS,
+    InvalidCursor,
     PageState,
     TokenCounter,
     decode_cursor,
+    decode_keyset,
     encode_cursor,
+    encode_keyset,
     fit_budget,
     fit_sessions,
     remember,
 )
 from ctxsearch.service.worker import Worker
+from ctxsearch.store.browse import get_events, list_projects, project_exists, sessions_page, timeline
 from ctxsearch.store.db import Database, DatabaseUnavailable, connect_database
 from ctxsearch.store.ingest import ingest_events
 from ctxsearch.store.migrations import MigrationError, pending_migrations
-from ctxsearch.store.projects import has_unembedded, last_document_id, list_sessions, project_stats
+from ctxsearch.store.projects import has_unembedded, last_document_id, project_stats
 from ctxsearch.store.queue import queue_depth
-from ctxsearch.store.search import SearchParams, headlines, hit_id, timed_search, tuning
+from ctxsearch.store.search import SUMMARY_PREFIX, SearchParams, headlines, hit_id, timed_search, tuning
 from ctxsearch.store.secrets import cursor_secret as stored_cursor_secret
 from ctxsearch.store.sessions import read_session, session_overviews
 from ctxsearch.store.summaries import set_agent_summary
 
 log = logging.getLogger(__name__)
+
+
+def closest_hint(wanted: str, known: list[str]) -> str:
+    """'did you mean ...' for a name that is not among `known`: same name in another case first,
+    then the most similar ones."""
+    if not known:
+        return "nothing is stored yet"
+    close = [k for k in known if k.casefold() == wanted.casefold()]
+    close += [k for k in difflib.get_close_matches(wanted, known, n=3, cutoff=0.5) if k not in close]
+    if close:
+        return "did you mean " + " or ".join(repr(k) for k in close[:3]) + "?"
+    shown = ", ".join(repr(k) for k in known[:10])
+    return f"stored projects: {shown}" + (f" and {len(known) - 10} more" if len(known) > 10 else "")
+
+
+def _event_full(r: dict) -> EventFull:
+    return EventFull(
+        id=r["event_id"],
+        project_id=r["project_id"],
+        session_id=r["session_id"],
+        timestamp=r["ts"],
+        type=r["type"],
+        tool=r["tool"],
+        files=r["files"],
+        tokens=r["tokens"],
+        content=r["content"],
+        payload=r["payload"],
+        received_at=r["received_at"],
+    )
+
 
 # group=session: the arms reach at most this many documents deeper on later pages.
 MAX_SESSION_DEPTH = 5000
@@ -398,11 +441,130 @@ class Service:
             documents=counts.get("documents", 0),
         )
 
-    def sessions(self, project_id: str, limit: int = 20, exclude: str | None = None) -> SessionList:
-        """The project's sessions, most recent first (`exclude`: leave one out, e.g. the current one)."""
+    def sessions(
+        self, project_id: str, limit: int = 20, exclude: str | None = None, cursor: str | None = None
+    ) -> SessionList:
+        """A page of the project's sessions, most recent first (`exclude`: leave one out, e.g. the
+        current one); `next_cursor` continues after it."""
+        after = None
+        if cursor is not None:
+            ended, session_id = decode_keyset(cursor, self.cursor_secret, 2)
+            try:
+                if not isinstance(session_id, str) or not (ended is None or isinstance(ended, str)):
+                    raise ValueError
+                after = (datetime.fromisoformat(ended) if ended else None, session_id)
+            except ValueError:
+                raise InvalidCursor("cursor: not a cursor of this listing") from None
         with self.db.connection() as conn:
-            rows = list_sessions(conn=conn, project_id=project_id, limit=limit, exclude=exclude)
-        return SessionList(sessions=[SessionListItem(**r) for r in rows])
+            rows = sessions_page(conn=conn, project_id=project_id, limit=limit + 1, after=after, exclude=exclude)
+        more, rows = len(rows) > limit, rows[:limit]
+        items = [
+            SessionBrief(**r, title=first_sentence(r["summary"], 160) if r["summary"] else r["session_id"])
+            for r in rows
+        ]
+        last = rows[-1] if more else None
+        return SessionList(
+            sessions=items,
+            next_cursor=encode_keyset(
+                [last["ended_at"].isoformat() if last["ended_at"] else None, last["session_id"]], self.cursor_secret
+            )
+            if last
+            else None,
+        )
+
+    def projects(self, principal: Principal | None = None) -> ProjectList:
+        """The projects the principal may read (every one without keys), most recently active first."""
+        only = principal.projects if principal is not None else None
+        with self.db.connection() as conn:
+            rows = list_projects(conn=conn, only=only)
+        return ProjectList(projects=[ProjectSummary(**r) for r in rows])
+
+    def require_project(self, project_id: str, principal: Principal | None = None) -> None:
+        """NotFound naming the closest stored projects the principal may read, unless project_id
+        has something stored: for callers who would otherwise hear only an empty answer."""
+        with self.db.connection() as conn:
+            if project_exists(conn=conn, project_id=project_id):
+                return
+        known = [p.project_id for p in self.projects(principal).projects]
+        raise NotFound(f"no project {project_id!r} is stored; {closest_hint(project_id, known)}")
+
+    def events(self, project_id: str, event_ids: list[str]) -> EventList:
+        """Events in full, in the order asked; `missing` lists ids the project has no event for.
+        A session summary's id (summary:<session>) reads as its session's summary."""
+        summaries = [i.removeprefix(SUMMARY_PREFIX) for i in event_ids if i.startswith(SUMMARY_PREFIX)]
+        with self.db.connection() as conn:
+            rows = get_events(conn=conn, project_id=project_id, event_ids=event_ids)
+            overviews = session_overviews(conn=conn, project_id=project_id, session_ids=summaries)
+        found = {r["event_id"]: _event_full(r) for r in rows}
+        for session_id, o in overviews.items():
+            if o["summary"]:
+                found[SUMMARY_PREFIX + session_id] = EventFull(
+                    id=SUMMARY_PREFIX + session_id,
+                    project_id=project_id,
+                    session_id=session_id,
+                    timestamp=o["ended_at"],
+                    type="summary",
+                    tool=None,
+                    files=[],
+                    tokens=None,
+                    content=o["summary"],
+                    payload=None,
+                    received_at=o["ended_at"],
+                )
+        wanted = list(dict.fromkeys(event_ids))
+        return EventList(events=[found[i] for i in wanted if i in found], missing=[i for i in wanted if i not in found])
+
+    def event(self, project_id: str, event_id: str) -> EventFull:
+        got = self.events(project_id, [event_id]).events
+        if not got:
+            raise NotFound(f"no event {event_id!r} in project {project_id!r}")
+        return got[0]
+
+    def timeline(
+        self,
+        project_id: str,
+        session_id: str,
+        around: str | None = None,
+        before: int = 5,
+        after: int = 5,
+        max_chars: int | None = 1000,
+    ) -> Timeline:
+        """Consecutive events of a session around one (or from its start), each cut at max_chars."""
+        with self.db.connection() as conn:
+            got = timeline(
+                conn=conn, project_id=project_id, session_id=session_id, around=around, before=before, after=after
+            )
+        if got is None:
+            if around is None:
+                raise NotFound(f"no session {session_id!r} in project {project_id!r}")
+            raise NotFound(f"around: no event {around!r} in session {session_id!r} of project {project_id!r}")
+        rows, total, first = got
+        events = []
+        for i, r in enumerate(rows):
+            text = r["content"]
+            cut = max_chars is not None and len(text) > max_chars
+            events.append(
+                TimelineEvent(
+                    id=r["event_id"],
+                    position=first + i,
+                    timestamp=r["ts"],
+                    type=r["type"],
+                    tool=r["tool"],
+                    files=r["files"],
+                    content=text[:max_chars] if cut else text,
+                    content_chars=len(text),
+                    truncated=cut,
+                )
+            )
+        return Timeline(
+            project_id=project_id,
+            session_id=session_id,
+            around=around,
+            total=total,
+            events=events,
+            more_before=first > 0,
+            more_after=first + len(rows) < total,
+        )
 
     def stats(self, project_id: str) -> ProjectStats:
         with self.db.connection() as conn:

@@ -322,3 +322,28 @@ def fit_sessions(sessions: list[SessionHit], max_tokens: int, counter: TokenCoun
             kept.append(session.model_copy(update={"hits": [best] if best else []}))
         return kept, True
     return kept, False
+
+
+# Listing cursors are signed apart from search cursors: one never passes for the other.
+_KEYSET = "keyset:"
+
+
+def encode_keyset(values: list, secret: str) -> str:
+    """A signed cursor for a listing ordered by a key: the last row's key values (JSON)."""
+    body = json.dumps(values, separators=(",", ":")).encode()
+    return f"{base64.urlsafe_b64encode(body).decode().rstrip('=')}.{_sign(_KEYSET + secret, body)}"
+
+
+def decode_keyset(cursor: str, secret: str, arity: int) -> list:
+    """The key values of a listing cursor; InvalidCursor unless it is one this installation signed."""
+    payload, _, signature = cursor.partition(".")
+    try:
+        body = _b64decode(payload)
+    except ValueError:
+        raise InvalidCursor("cursor: not a cursor of this listing") from None
+    if not hmac.compare_digest(signature, _sign(_KEYSET + secret, body)):
+        raise InvalidCursor("cursor: altered, or from another listing or installation")
+    values = json.loads(body)
+    if type(values) is not list or len(values) != arity:
+        raise InvalidCursor("cursor: not a cursor of this listing")
+    return values

@@ -33,17 +33,3 @@ def has_unembedded(*, conn: psycopg.Connection, project_id: str, upto: int) -> b
         " AND " + _NOT_SKIPPED + ")",
         (project_id, upto),
     ).fetchone()[0]
-
-
-def list_sessions(*, conn: psycopg.Connection, project_id: str, limit: int, exclude: str | None = None) -> list[dict]:
-    """The project's sessions, most recent first, with their summary (the agent's if any)."""
-    from psycopg.rows import dict_row
-
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            "SELECT project_id, session_id, started_at, ended_at, event_count,"
-            " coalesce(agent_summary, summary) AS summary FROM sessions"
-            " WHERE project_id = %s AND session_id IS DISTINCT FROM %s"
-            " ORDER BY ended_at DESC NULLS LAST, session_id LIMIT %s",
-            (project_id, exclude, limit),
-        ).fetchall()

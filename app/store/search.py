@@ -451,8 +451,12 @@ def headlines(*, conn: psycopg.Connection, project_id: str, query: str, doc_ids:
     return dict(conn.execute(_HEADLINES, values).fetchall())
 
 
+# A session summary's hit id: the prefix and the session's id.
+SUMMARY_PREFIX = "summary:"
+
+
 def hit_id(row: dict) -> str:
-    return row["event_id"] if row["kind"] == "event" else f"summary:{row['session_id']}"
+    return row["event_id"] if row["kind"] == "event" else SUMMARY_PREFIX + row["session_id"]
 
 
 def timed_search(*, conn: psycopg.Connection, params: SearchParams, embedder) -> tuple[list[dict], float]:

@@ -1,11 +1,12 @@
-"""POST /v1/events: the write path's front door."""
+"""POST /v1/events, the write path's front door, and GET /v1/events/{id}: one event in full."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ctxsearch.http.deps import MetricsDep, ServiceDep
-from ctxsearch.schemas import EventBatch, IngestResponse
+from ctxsearch.http.deps import MetricsDep, ProjectId, ServiceDep
+from ctxsearch.http.errors import ErrorOut
+from ctxsearch.schemas import EventBatch, EventFull, IngestResponse
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -17,3 +18,14 @@ def post_events(batch: EventBatch, service: ServiceDep, metrics: MetricsDep) -> 
     metrics.ingested.inc(r.accepted)
     metrics.duplicates.inc(r.duplicates)
     return r
+
+
+@router.get(
+    "/events/{event_id:path}",
+    response_model=EventFull,
+    responses={404: {"model": ErrorOut, "description": "No such event in the project."}},
+)
+def get_event(event_id: str, project_id: ProjectId, service: ServiceDep) -> EventFull:
+    """One event in full: its whole text and its payload, as stored (credentials redacted).
+    A session summary's hit id (`summary:<session>`) reads as that summary."""
+    return service.event(project_id, event_id)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from ctxsearch.http.deps import PathId, ProjectId, ServiceDep
 from ctxsearch.http.errors import ErrorOut
-from ctxsearch.schemas import Erased, SessionPublic, SummaryIn
+from ctxsearch.schemas import MAX_CONTENT_CHARS, MAX_ID_CHARS, Erased, SessionPublic, SummaryIn, Timeline
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 _NOT_FOUND = {404: {"model": ErrorOut, "description": "No such session in the project."}}
@@ -16,6 +18,25 @@ _NOT_FOUND = {404: {"model": ErrorOut, "description": "No such session in the pr
 def get_session(session_id: PathId, project_id: ProjectId, service: ServiceDep) -> SessionPublic:
     """A session's summary, metrics and key events."""
     return service.session(project_id, session_id)
+
+
+@router.get("/{session_id}/timeline", response_model=Timeline, responses=_NOT_FOUND)
+def get_timeline(
+    session_id: PathId,
+    project_id: ProjectId,
+    service: ServiceDep,
+    around: Annotated[
+        str | None, Query(min_length=1, max_length=MAX_ID_CHARS, description="Centre on this event (its id).")
+    ] = None,
+    before: Annotated[int, Query(ge=0, le=500, description="Events before `around`.")] = 5,
+    after: Annotated[int, Query(ge=0, le=500, description="Events after `around` (or from the start).")] = 5,
+    max_chars: Annotated[
+        int, Query(ge=1, le=MAX_CONTENT_CHARS, description="Cut each event's content at this many characters.")
+    ] = 1000,
+) -> Timeline:
+    """The session's events in order around one event (`around`), or from its first event.
+    `more_before` / `more_after` say whether to ask again around the first or last one."""
+    return service.timeline(project_id, session_id, around, before, after, max_chars)
 
 
 @router.put("/{session_id}/summary", response_model=SessionPublic)
