@@ -26,14 +26,18 @@ from pydantic_core import to_jsonable_python
 
 from ctxsearch.schemas import (
     Erased,
+    EventFull,
     EventIn,
     IngestResponse,
+    ProjectList,
     ProjectStats,
     SearchHit,
     SearchResponse,
+    SessionBrief,
     SessionHit,
     SessionList,
     SessionPublic,
+    Timeline,
 )
 
 T = TypeVar("T")
@@ -143,10 +147,30 @@ def _forget_project(project_id: str) -> _Call[Erased]:
     return _Call("DELETE", f"/v1/projects/{_segment(project_id)}", Erased.model_validate)
 
 
-def _sessions(project_id: str, limit: int) -> _Call[SessionList]:
+def _sessions(project_id: str, limit: int, cursor: str | None) -> _Call[SessionList]:
     return _Call(
-        "GET", f"/v1/projects/{_segment(project_id)}/sessions", SessionList.model_validate, params={"limit": limit}
+        "GET",
+        f"/v1/projects/{_segment(project_id)}/sessions",
+        SessionList.model_validate,
+        params=_drop_none({"limit": limit, "cursor": cursor}),
     )
+
+
+def _projects() -> _Call[ProjectList]:
+    return _Call("GET", "/v1/projects", ProjectList.model_validate)
+
+
+def _event(project_id: str, event_id: str) -> _Call[EventFull]:
+    return _Call("GET", f"/v1/events/{_segment(event_id)}", EventFull.model_validate, params={"project_id": project_id})
+
+
+def _timeline(
+    project_id: str, session_id: str, around: str | None, before: int, after: int, max_chars: int
+) -> _Call[Timeline]:
+    params = _drop_none(
+        {"project_id": project_id, "around": around, "before": before, "after": after, "max_chars": max_chars}
+    )
+    return _Call("GET", f"/v1/sessions/{_segment(session_id)}/timeline", Timeline.model_validate, params=params)
 
 
 def _health() -> _Call[bool]:
@@ -232,9 +256,41 @@ class Client:
         """GET /v1/projects/{project_id}/stats; `pending` is 0 once everything is searchable."""
         return self._send(_stats(project_id))
 
-    def sessions(self, project_id: str, limit: int = 20) -> SessionList:
-        """GET /v1/projects/{project_id}/sessions: the most recent sessions with their summaries."""
-        return self._send(_sessions(project_id, limit))
+    def sessions(self, project_id: str, limit: int = 20, cursor: str | None = None) -> SessionList:
+        """GET /v1/projects/{project_id}/sessions: a page of sessions, most recent first, with their
+        titles, summaries and counts; pass `next_cursor` as cursor for the next page."""
+        return self._send(_sessions(project_id, limit, cursor))
+
+    def all_sessions(self, project_id: str, limit: int = 100) -> Iterator[SessionBrief]:
+        """Every session of the project, most recent first, page after page."""
+        cursor = None
+        while True:
+            page = self.sessions(project_id, limit, cursor)
+            yield from page.sessions
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    def projects(self) -> ProjectList:
+        """GET /v1/projects: the projects this key may read, with counts and last activity."""
+        return self._send(_projects())
+
+    def event(self, project_id: str, event_id: str) -> EventFull:
+        """GET /v1/events/{event_id}: one event in full, payload included."""
+        return self._send(_event(project_id, event_id))
+
+    def timeline(
+        self,
+        project_id: str,
+        session_id: str,
+        around: str | None = None,
+        *,
+        before: int = 5,
+        after: int = 5,
+        max_chars: int = 1000,
+    ) -> Timeline:
+        """GET /v1/sessions/{session_id}/timeline: the session's events around one (or from its start)."""
+        return self._send(_timeline(project_id, session_id, around, before, after, max_chars))
 
     def forget_session(self, project_id: str, session_id: str) -> Erased:
         """DELETE /v1/sessions/{session_id}: erase the session's events, documents and summary."""
@@ -318,8 +374,36 @@ class AsyncClient:
     async def stats(self, project_id: str) -> ProjectStats:
         return await self._send(_stats(project_id))
 
-    async def sessions(self, project_id: str, limit: int = 20) -> SessionList:
-        return await self._send(_sessions(project_id, limit))
+    async def sessions(self, project_id: str, limit: int = 20, cursor: str | None = None) -> SessionList:
+        return await self._send(_sessions(project_id, limit, cursor))
+
+    async def all_sessions(self, project_id: str, limit: int = 100) -> AsyncIterator[SessionBrief]:
+        cursor = None
+        while True:
+            page = await self.sessions(project_id, limit, cursor)
+            for session in page.sessions:
+                yield session
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    async def projects(self) -> ProjectList:
+        return await self._send(_projects())
+
+    async def event(self, project_id: str, event_id: str) -> EventFull:
+        return await self._send(_event(project_id, event_id))
+
+    async def timeline(
+        self,
+        project_id: str,
+        session_id: str,
+        around: str | None = None,
+        *,
+        before: int = 5,
+        after: int = 5,
+        max_chars: int = 1000,
+    ) -> Timeline:
+        return await self._send(_timeline(project_id, session_id, around, before, after, max_chars))
 
     async def forget_session(self, project_id: str, session_id: str) -> Erased:
         return await self._send(_forget_session(project_id, session_id))

@@ -375,30 +375,38 @@ def search_request_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @main.command()
 @search_request_options
 @data_dir_option
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per hit (with --group session: per session).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object per hit (with --group session: per session), then one with next_cursor and truncated.",
+)
 def search(req: SearchRequest, data_dir: Path | None, as_json: bool) -> None:
     """Search a project's context."""
-    from ctxsearch.service.facade import Service
+    from ctxsearch.service.facade import NotFound, Service
     from ctxsearch.service.paging import InvalidCursor
 
     svc = Service.start(_settings(data_dir), run_worker=False)
     try:
+        svc.require_project(req.project_id)
         resp = svc.search(req)
-    except InvalidCursor as exc:
+    except (InvalidCursor, NotFound) as exc:
         _fail(str(exc))
     finally:
         svc.close()
+    if as_json:
+        for item in resp.sessions if resp.sessions is not None else resp.results:
+            click.echo(item.model_dump_json())
+        end = {"next_cursor": resp.next_cursor, "truncated": resp.truncated, "mode": resp.mode}
+        click.echo(json.dumps({**end, "fusion": resp.fusion, "took_ms": round(resp.took_ms, 3)}))
+        return
     if resp.next_cursor:
         click.echo(
             f"next page: --cursor {resp.next_cursor}" + (" (cut to the token budget)" if resp.truncated else ""),
             err=True,
         )
     if resp.sessions is not None:
-        _print_sessions(resp, req.explain, as_json)
-        return
-    if as_json:
-        for hit in resp.results:
-            click.echo(hit.model_dump_json())
+        _print_sessions(resp, req.explain)
         return
     if not resp.results:
         click.echo("no results")
@@ -419,12 +427,8 @@ def _bold_snippet(snippet: str) -> str:
     return " ".join(snippet.split())
 
 
-def _print_sessions(resp: SearchResponse, explain: bool, as_json: bool) -> None:
+def _print_sessions(resp: SearchResponse, explain: bool) -> None:
     """`--group session`: each session, then its evidence hits indented."""
-    if as_json:
-        for session in resp.sessions:
-            click.echo(session.model_dump_json())
-        return
     if not resp.sessions:
         click.echo("no results")
     for n, session in enumerate(resp.sessions, 1):
@@ -821,14 +825,14 @@ def bench_embeddings(
     click.echo(json.dumps(result))
 
 
-def _register_capture() -> None:
-    from ctxsearch.cli.capture import commands
+def _register_commands() -> None:
+    from ctxsearch.cli import browse, capture
 
-    for command in commands:
+    for command in [*capture.commands, *browse.commands]:
         main.add_command(command)
 
 
-_register_capture()
+_register_commands()
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 
 import pytest
 
@@ -255,11 +256,16 @@ def test_cli_search_pages_with_a_budget(settings, service, paged_project):
     ]
     first = runner.invoke(main, args, env=env)
     assert first.exit_code == 0, first.output
-    cursor = first.stderr.split("--cursor ")[1].split()[0]
+    *hits, end = first.stdout.splitlines()
+    # --json: one object per hit on stdout, then one with the cursor; nothing else.
+    assert len(hits) == 3 and all("snippet" in json.loads(h) for h in hits), first.stdout
+    end = json.loads(end)
+    assert end["truncated"] is False and end["mode"] == "hybrid" and not first.stderr
+    cursor = end["next_cursor"]
     second = runner.invoke(main, [*args, "--cursor", cursor], env=env)
     assert second.exit_code == 0
-    assert len(first.stdout.splitlines()) == 3 and second.stdout.splitlines()
-    assert not set(first.stdout.splitlines()) & set(second.stdout.splitlines())
+    more = second.stdout.splitlines()[:-1]
+    assert more and not set(hits) & set(more)
     bad = runner.invoke(main, [*args, "--cursor", cursor[:-3]], env=env)
     assert bad.exit_code == 2 and "cursor:" in bad.output
 

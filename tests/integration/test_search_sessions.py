@@ -279,8 +279,9 @@ def test_cli_group_session(settings, sessions_project):
     args = ["search", QUERY, "--project", sessions_project, "--group", "session"]
     r = runner.invoke(main, [*args, "--json", "--limit", "2"], env=env)
     assert r.exit_code == 0, r.output
-    lines = [json.loads(line) for line in r.output.strip().splitlines() if line.startswith("{")]
+    *lines, end = [json.loads(line) for line in r.stdout.strip().splitlines()]
     assert len(lines) == 2 and lines[0]["session_id"] == FIX and lines[0]["hits"]
+    assert set(end) >= {"next_cursor", "truncated"} and end["next_cursor"]
     r = runner.invoke(main, [*args, "--limit", "1"], env=env)
     assert r.exit_code == 0 and f"session {FIX}" in r.output and "matched" in r.output, r.output
     r = runner.invoke(main, [*args[:-1], "sessions"], env=env)

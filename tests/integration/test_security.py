@@ -35,6 +35,8 @@ def requests_for(project: str) -> list[tuple[str, str, dict]]:
         ("PUT", "/v1/sessions/s1/summary", {"json": {"project_id": project, "summary": "done"}}),
         ("GET", f"/v1/projects/{project}/stats", {}),
         ("GET", f"/v1/projects/{project}/sessions", {}),
+        ("GET", "/v1/events/s1-1", {"params": {"project_id": project}}),
+        ("GET", "/v1/sessions/s1/timeline", {"params": {"project_id": project}}),
         ("DELETE", "/v1/sessions/s1", {"params": {"project_id": project}}),  # last: it erases what came before
     ]
 
