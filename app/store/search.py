@@ -13,6 +13,7 @@ from psycopg.rows import dict_row
 
 from ctxsearch.domain.documents import text_query
 from ctxsearch.domain.query_shape import vector_weight
+from ctxsearch.store.locks import lock_warm_for_read
 
 HEADLINE_OPTIONS = (
     'MaxWords=40, MinWords=12, ShortWord=2, MaxFragments=2, FragmentDelimiter=" … ", StartSel=<b>, StopSel=</b>'
@@ -432,8 +433,10 @@ def search(*, conn: psycopg.Connection, params: SearchParams, query_vector: np.n
         "text_pool": max(params.text_pool, params.candidates + params.offset),
         "match_pool": max(params.match_pool, params.candidates + params.offset),
     }
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(build_search_sql(params), values).fetchall()
+    statement = build_search_sql(params)
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        lock_warm_for_read(conn)
+        return cur.execute(statement, values).fetchall()
 
 
 _HEADLINES = sql.SQL(

@@ -226,3 +226,48 @@ def test_text_search_with_cut_top_lists_equals_the_exhaustive_path(service, sett
         rebuild_warm(conn=conn, settings=settings.model_copy(update=BM25))
         for query in ("gizmo sprocket", "gizmo filler3 filler7", "sprocket filler11"):
             assert ranked(query, limit=10) == ranked(query, limit=10, text_exact=True), query
+
+
+@pytest.mark.parametrize("mode", ["text", "vector", "hybrid"])
+def test_a_search_takes_the_warm_views_in_the_swaps_order(service, settings, warm_project, mode):
+    """For each view a swap could hold, a search waiting for it holds none of the views the swap
+    takes after it: the two never wait for each other in a cycle (a deadlock)."""
+    from ctxsearch.store.locks import WARM_VIEWS
+
+    observer = connect(service)
+    for i, view in enumerate(WARM_VIEWS):
+        swap = connect(service, autocommit=False)
+        swap.execute(f"LOCK TABLE {view} IN ACCESS EXCLUSIVE MODE")
+        searcher = connect(service)
+        pid = searcher.info.backend_pid
+        done: dict = {}
+
+        def run(conn=searcher, out=done) -> None:
+            params = SearchParams(query="marmoset canary", project_id=warm_project, mode=mode, **tuning(settings))
+            out["rows"] = run_search(conn=conn, params=params, query_vector=service.embedder.embed_query("marmoset"))
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 30
+            while not observer.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = %s AND NOT granted)", (pid,)
+            ).fetchone()[0]:
+                assert thread.is_alive() and time.monotonic() < deadline, done
+                time.sleep(0.005)
+            held = {
+                name
+                for (name,) in observer.execute(
+                    "SELECT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                    " WHERE l.pid = %s AND l.granted AND c.relname = ANY(%s)",
+                    (pid, list(WARM_VIEWS)),
+                )
+            }
+            assert held == set(WARM_VIEWS[:i]), (view, held)
+        finally:
+            swap.rollback()  # the search goes on either way
+            thread.join(30)
+        assert done["rows"], done
+        swap.close()
+        searcher.close()
+    observer.close()
