@@ -72,6 +72,9 @@ class Recorder:
         self.requests.append(req)
         return SearchResponse(results=[], mode=req.mode, took_ms=1.0)
 
+    def require_project(self, project_id: str, principal: object = None) -> None:
+        pass  # every project is stored
+
     def close(self) -> None:
         pass
 
