@@ -212,39 +212,77 @@ def migrate(data_dir: Path | None) -> None:
 @click.option("--batch-size", type=int, default=500, show_default=True)
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until everything is embedded.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-def ingest(file: Path, data_dir: Path | None, batch_size: int, wait: bool, as_json: bool) -> None:
-    """Bulk-load events from a JSON Lines file (one event object per line)."""
+@click.option("--atomic", is_flag=True, help="Check every line before storing any: one bad line and nothing is stored.")
+def ingest(file: Path, data_dir: Path | None, batch_size: int, wait: bool, as_json: bool, atomic: bool) -> None:
+    """Bulk-load events from a JSON Lines file (one event object per line).
+
+    Lines are stored a batch at a time. At a bad line nothing more is stored and the command
+    says which lines were (run it again once the line is fixed: stored lines count as
+    duplicates); with --atomic every line is checked first and a bad one stores nothing."""
     from pydantic import ValidationError
     from tqdm import tqdm
 
     from ctxsearch.schemas import EventIn
-    from ctxsearch.service.facade import Service
     from ctxsearch.validation import validation_message
 
-    svc = Service.start(_settings(data_dir), run_worker=False)
-    accepted = duplicates = 0
     try:
-        lines = file.read_text().splitlines()
-        with tqdm(total=len(lines), unit="ev", disable=as_json or not sys.stderr.isatty(), desc="ingest") as bar:
-            for start in range(0, len(lines), batch_size):
-                batch = []
-                for n, line in enumerate(lines[start : start + batch_size], start=start + 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        batch.append(EventIn.model_validate_json(line))
-                    except ValidationError as exc:
-                        _fail(f"{file}:{n}: {validation_message(exc.errors())}")
-                if batch:
-                    r = svc.ingest(batch)
-                    accepted, duplicates = accepted + r.accepted, duplicates + r.duplicates
-                bar.update(min(batch_size, len(lines) - start))
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"{file}: cannot be read as UTF-8 text ({exc})")
+
+    def parse(n: int, line: str) -> EventIn:
+        try:
+            return EventIn.model_validate_json(line)
+        except ValidationError as exc:
+            raise _BadLine(n, validation_message(exc.errors())) from None
+
+    numbered = [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
+    if atomic:
+        bad = []
+        for n, line in numbered:
+            try:
+                parse(n, line)
+            except _BadLine as exc:
+                bad.append(exc)
+        if bad:
+            shown = "; ".join(f"{file}:{b.line}: {b.reason}" for b in bad[:5])
+            more = f" (and {len(bad) - 5} more bad lines)" if len(bad) > 5 else ""
+            _fail(f"{shown}{more}; nothing was stored (--atomic)")
+
+    from ctxsearch.service.facade import Service
+
+    # The model only to embed what was stored, when asked to wait for that.
+    svc = Service.start(_settings(data_dir), run_worker=False, load_model=wait)
+    accepted = duplicates = stored_through = 0
+    try:
+        with tqdm(total=len(numbered), unit="ev", disable=as_json or not sys.stderr.isatty(), desc="ingest") as bar:
+            for start in range(0, len(numbered), batch_size):
+                chunk = numbered[start : start + batch_size]
+                try:
+                    batch = [parse(n, line) for n, line in chunk]
+                except _BadLine as exc:
+                    stored = f"lines 1-{stored_through} were stored" if stored_through else "no line was stored"
+                    _fail(
+                        f"{file}:{exc.line}: {exc.reason}; {stored} (accepted {accepted}, duplicates "
+                        f"{duplicates}) and none from line {stored_through + 1} on: fix the line and run "
+                        "again (stored lines count as duplicates), or use --atomic"
+                    )
+                r = svc.ingest(batch)
+                accepted, duplicates = accepted + r.accepted, duplicates + r.duplicates
+                stored_through = chunk[-1][0]
+                bar.update(len(chunk))
         if wait:
             svc.worker.drain(timeout_s=24 * 3600)
     finally:
         svc.close()
     out = {"accepted": accepted, "duplicates": duplicates}
     click.echo(json.dumps(out) if as_json else f"accepted {accepted}, duplicates {duplicates}")
+
+
+class _BadLine(Exception):
+    def __init__(self, line: int, reason: str):
+        super().__init__(f"line {line}: {reason}")
+        self.line, self.reason = line, reason
 
 
 # `ctxsearch search` takes SearchRequest's fields: the query as its argument, the rest as

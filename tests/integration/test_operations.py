@@ -80,3 +80,26 @@ def test_cli_bad_input_exits_2_with_a_message(settings, tmp_path):
     assert r.exit_code == 2 and "bad.jsonl:1" in r.output and "session_id" in r.output
     r = runner.invoke(main, ["search", "--help"])
     assert r.exit_code == 0 and "Search a project" in r.output
+
+
+def test_cli_ingest_says_which_lines_were_stored_or_with_atomic_stores_none(settings, service, tmp_path, project):
+    env = {"CTXSEARCH_DATA_DIR": str(settings.data_dir)}
+    runner = CliRunner()
+    lines = [json.dumps(event(project, "bulk", n, "note", f"bulk line {n}")) for n in range(1, 8)]
+    lines[5] = json.dumps({**json.loads(lines[5]), "type": "bogus"})  # line 6 is bad
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+
+    r = runner.invoke(main, ["ingest", str(path), "--atomic", "--no-wait"], env=env)
+    assert r.exit_code == 2 and "events.jsonl:6: type" in r.output and "nothing was stored" in r.output
+    assert service.stats(project).events == 0
+
+    r = runner.invoke(main, ["ingest", str(path), "--batch-size", "2", "--no-wait"], env=env)
+    assert r.exit_code == 2 and "events.jsonl:6: type" in r.output, r.output
+    assert "lines 1-4 were stored (accepted 4, duplicates 0) and none from line 5 on" in r.output
+    assert service.stats(project).events == 4
+
+    lines[5] = json.dumps(event(project, "bulk", 6, "note", "bulk line 6"))
+    path.write_text("\n".join(lines) + "\n")
+    r = runner.invoke(main, ["ingest", str(path), "--json", "--no-wait"], env=env)
+    assert r.exit_code == 0 and json.loads(r.output.strip().splitlines()[-1]) == {"accepted": 3, "duplicates": 4}
