@@ -116,8 +116,8 @@ def activity_chart(activity: dict) -> Markup:
         ),
     ]
     base = _TOP + plot_h
-    for frac in (0, 0.5, 1):
-        y = base - plot_h * frac
+    for value in sorted({0, top // 2, top}):
+        y = base - plot_h * value / top
         parts.append(
             Markup('<line class="grid" x1="{x1}" y1="{y:.1f}" x2="{x2}" y2="{y:.1f}"/>').format(
                 x1=_LEFT, x2=_W - 8, y=y
@@ -125,7 +125,7 @@ def activity_chart(activity: dict) -> Markup:
         )
         parts.append(
             Markup('<text class="axis" x="{x}" y="{y:.1f}" text-anchor="end">{v}</text>').format(
-                x=_LEFT - 4, y=y + 4, v=round(top * frac)
+                x=_LEFT - 4, y=y + 4, v=value
             )
         )
     for i, b in enumerate(buckets):

@@ -85,6 +85,7 @@ def _static(name: str) -> bytes:
 STATIC = {
     "app.js": ("text/javascript; charset=utf-8", _static("app.js")),
     "app.css": ("text/css; charset=utf-8", _static("app.css")),
+    "favicon.svg": ("image/svg+xml", _static("favicon.svg")),
 }
 _STATIC_VERSION = hashlib.sha256(b"".join(body for _, body in STATIC.values())).hexdigest()[:12]
 
