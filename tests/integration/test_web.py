@@ -311,3 +311,14 @@ def test_another_projects_views_are_403(keyed, data, path):
     assert "flaky retry" not in r.text
     ok = keyed.get(path.format(many=data["many"]), headers=auth(KEY_ALL))
     assert ok.status_code == 200
+
+
+def test_views_share_the_keys_rate_limit(settings, service, data):
+    keys = {KEY_A: [data["project"]]}
+    limited = settings.model_copy(update={"api_keys": keys, "rate_limit_per_s": 0.01, "rate_limit_burst": 2})
+    with TestClient(create_app(limited, service=service)) as c:
+        assert c.get("/ui/", headers=auth(KEY_A)).status_code == 200
+        assert c.get("/v1/projects", headers=auth(KEY_A)).status_code == 200
+        r = c.get("/ui/status", headers=auth(KEY_A))
+        assert r.status_code == 429 and "rate limit exceeded" in r.json()["error"] and r.headers["retry-after"]
+        assert c.get("/").status_code == 200  # the layout itself is not limited
