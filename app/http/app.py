@@ -16,6 +16,7 @@ from ctxsearch.http.routes import events, health, projects, search, sessions
 from ctxsearch.http.security import SecurityMiddleware
 from ctxsearch.mcp.server import build_server
 from ctxsearch.service.facade import Service
+from ctxsearch.web import routes as web
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
 
     app.router.routes.extend(mcp_routes)
     app.include_router(health.router)
+    app.include_router(web.router)
     # Each resource router carries its whole prefix (/v1/...): an included router's routes
     # keep the path they were declared with, and metrics and logs label by that template.
     for module in (events, search, sessions, projects):

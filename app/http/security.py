@@ -1,6 +1,6 @@
 """The HTTP side of security: bearer keys, rate limits and the request body bound.
 
-`SecurityMiddleware` covers every path under `/v1` and `/mcp`: it checks the bearer
+`SecurityMiddleware` covers every path under `/v1`, `/mcp` and `/ui` (the web page's views): it checks the bearer
 key (401), the key's rate (429) and the body size (413), and records the caller's
 `Principal` in a context variable. Project checks then go through `check_project`,
 which the HTTP routes (one dependency) and the MCP tools call alike.
@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException
 from ctxsearch.auth import ANONYMOUS, KeyRing, check_project, current_principal
 from ctxsearch.config import Settings
 
-PROTECTED_PREFIXES = ("/v1", "/mcp")
+PROTECTED_PREFIXES = ("/v1", "/mcp", "/ui")  # /ui: the web page's views
 
 
 class RateLimiter:
@@ -117,7 +117,7 @@ def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
 
 
 class SecurityMiddleware:
-    """Keys (401), rate (429) and body size (413) for `/v1` and `/mcp`; body size everywhere."""
+    """Keys (401), rate (429) and body size (413) for `/v1`, `/mcp` and `/ui`; body size everywhere."""
 
     def __init__(self, app, settings: Settings):
         self.app = app

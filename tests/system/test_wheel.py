@@ -38,6 +38,11 @@ def test_wheel_holds_one_package_with_its_migrations(wheel):
     assert tops == {"ctxsearch"}, tops
     assert any(n.startswith("ctxsearch/sql/") and n.endswith(".sql") for n in names)
     assert "ctxsearch/client/__init__.py" in names and "ctxsearch/embeddings/model.py" in names
+    # The web page: its templates and static files, as the routes load them (ctxsearch.web.routes).
+    for name in ("templates/shell.html", "templates/search.html", "templates/session.html", "templates/event.html"):
+        assert f"ctxsearch/web/{name}" in names, name
+    for name in ("app.js", "app.css", "favicon.svg"):
+        assert f"ctxsearch/web/static/{name}" in names, name
 
 
 def test_installed_wheel_migrates_serves_ingests_and_searches(wheel, tmp_path, own_data_dir):
@@ -113,5 +118,11 @@ def test_installed_wheel_migrates_serves_ingests_and_searches(wheel, tmp_path, o
                 timeout=30,
             ).json()
             assert [h["id"] for h in hits["results"]][:1] == ["w1"], (mode, json.dumps(hits)[:500])
+        # The web page from the installed package: the layout, its script and a view.
+        page = httpx.get(f"{url}/", timeout=30)
+        assert page.status_code == 200 and "/static/app.js" in page.text
+        assert httpx.get(f"{url}/static/app.js", timeout=30).status_code == 200
+        view = httpx.get(f"{url}/ui/projects/wheel/events/w1", timeout=30)
+        assert view.status_code == 200 and "resolve_tenant_from_subdomain" in view.text
     finally:
         stop_process(server)

@@ -87,6 +87,7 @@ RULES = {
     "ctxsearch.capture": ["ctxsearch.http", "ctxsearch.mcp", "ctxsearch.cli"],
     "ctxsearch.mcp": ["ctxsearch.http", "ctxsearch.cli"],
     "ctxsearch.http": ["ctxsearch.cli"],
+    "ctxsearch.web": ["ctxsearch.http", "ctxsearch.mcp", "ctxsearch.cli"],
     "ctxsearch.client": [
         m
         for m in (
