@@ -36,6 +36,11 @@ class Settings(Limits):
     pool_min_size: int = 1
     pool_max_size: int = 10
     pool_timeout_s: float = 5.0
+    # Overload is shed, not queued: beyond these many searches (HTTP, MCP) or ingest batches
+    # running at once in this process, a request gets 503 with Retry-After at once. 0: no bound.
+    # Together they stay under pool_max_size, so an admitted request never waits for a connection.
+    max_concurrent_searches: int = Field(default=6, ge=0, le=1000)
+    max_concurrent_ingests: int = Field(default=3, ge=0, le=1000)
 
     # HTTP
     host: str = "127.0.0.1"

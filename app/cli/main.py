@@ -34,10 +34,10 @@ class _Commands(click.Group):
             # Imported only on failure: a command that succeeds does not pay for the driver.
             import psycopg
 
-            from ctxsearch.store.db import DatabaseUnavailable
+            from ctxsearch.store.db import DatabaseUnavailable, DiskFull
             from ctxsearch.store.migrations import MigrationError, MissingExtension
 
-            if isinstance(exc, MigrationError | MissingExtension | DatabaseUnavailable):
+            if isinstance(exc, MigrationError | MissingExtension | DatabaseUnavailable | DiskFull):
                 raise click.UsageError(str(exc)) from None
             if isinstance(exc, psycopg.OperationalError):
                 first = (str(exc).strip().splitlines() or ["connection failed"])[0]

@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     metrics = Metrics(
         lambda: app.state.service.queue_state() if hasattr(app.state, "service") else None,
         lambda: dict(app.state.service.redactions) if hasattr(app.state, "service") else {},
+        lambda: dict(app.state.service.admission.shed) if hasattr(app.state, "service") else {},
     )
     app.state.metrics = metrics
     app.add_middleware(SecurityMiddleware, settings=settings)

@@ -11,9 +11,10 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from ctxsearch.auth import Forbidden
+from ctxsearch.service.admission import Overloaded
 from ctxsearch.service.facade import NotFound
 from ctxsearch.service.paging import InvalidCursor
-from ctxsearch.store.db import DatabaseUnavailable, MissingExtension
+from ctxsearch.store.db import DatabaseUnavailable, DiskFull, MissingExtension
 from ctxsearch.validation import validation_message, validation_status
 
 
@@ -29,7 +30,8 @@ _ERRORS = {
     413: "Too large: the body, the batch, or a field; the message names the limit.",
     422: "Invalid input; the message names the field.",
     429: "Rate limit exceeded; retry after Retry-After seconds.",
-    503: "The database is unavailable; retry later.",
+    503: "The database is unavailable, or the service is busy; retry after Retry-After seconds.",
+    507: "The database's disk is full: nothing was stored.",
 }
 ERROR_RESPONSES: dict[int | str, dict] = {code: {"model": ErrorOut, "description": d} for code, d in _ERRORS.items()}
 
@@ -61,6 +63,20 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DatabaseUnavailable)
     async def _db_down(request: Request, exc: DatabaseUnavailable):
         return _error(503, str(exc), {"Retry-After": "5"})
+
+    @app.exception_handler(Overloaded)
+    async def _overloaded(request: Request, exc: Overloaded):
+        return _error(503, str(exc), {"Retry-After": str(exc.retry_after_s)})
+
+    @app.exception_handler(DiskFull)
+    async def _disk_full(request: Request, exc: DiskFull):
+        return _error(507, str(exc))
+
+    @app.exception_handler(psycopg.errors.DeadlockDetected)
+    @app.exception_handler(psycopg.errors.SerializationFailure)
+    async def _lost_lock(request: Request, exc: psycopg.OperationalError):
+        # A deadlock victim or a serialization failure: nothing of it was stored; the server is up.
+        return _error(503, "database busy: the request lost a lock conflict; retry it", {"Retry-After": "1"})
 
     @app.exception_handler(psycopg.OperationalError)
     async def _db_error(request: Request, exc: psycopg.OperationalError):

@@ -78,7 +78,10 @@ class Metrics:
     database at scrape time, so they cover every worker, not just this process."""
 
     def __init__(
-        self, queue_state: Callable[[], dict[str, float] | None], redactions: Callable[[], dict[str, int]] | None = None
+        self,
+        queue_state: Callable[[], dict[str, float] | None],
+        redactions: Callable[[], dict[str, int]] | None = None,
+        shed: Callable[[], dict[str, int]] | None = None,
     ):
         self.registry = CollectorRegistry()
         self.requests = Histogram(
@@ -101,7 +104,22 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_QueueCollector(queue_state))
-        self.registry.register(_RedactionCollector(redactions or dict))
+        self.registry.register(
+            _CountsCollector(
+                "ctxsearch_redactions",
+                "Credentials replaced by [REDACTED:<kind>] before storage.",
+                "kind",
+                redactions or dict,
+            )
+        )
+        self.registry.register(
+            _CountsCollector(
+                "ctxsearch_shed_requests",
+                "Requests refused with 503 at once because as many of their kind were running as allowed.",
+                "kind",
+                shed or dict,
+            )
+        )
         for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):  # process_*, python_*
             self.registry.register(standard)
 
@@ -135,18 +153,16 @@ class _QueueCollector:
             yield g
 
 
-class _RedactionCollector:
-    """Credentials redacted before storage by this process, per kind."""
+class _CountsCollector:
+    """A counter per label value, kept by the service (read at scrape time)."""
 
-    def __init__(self, counts: Callable[[], dict[str, int]]):
-        self.counts = counts
+    def __init__(self, name: str, doc: str, label: str, counts: Callable[[], dict[str, int]]):
+        self.name, self.doc, self.label, self.counts = name, doc, label, counts
 
     def collect(self):
-        c = CounterMetricFamily(
-            "ctxsearch_redactions", "Credentials replaced by [REDACTED:<kind>] before storage.", labels=["kind"]
-        )
-        for kind, n in sorted(dict(self.counts()).items()):
-            c.add_metric([kind], n)
+        c = CounterMetricFamily(self.name, self.doc, labels=[self.label])
+        for value, n in sorted(dict(self.counts()).items()):
+            c.add_metric([value], n)
         yield c
 
 

@@ -49,9 +49,10 @@ from ctxsearch.schemas import (
     Timeline,
     Timestamp,
 )
+from ctxsearch.service.admission import Overloaded
 from ctxsearch.service.facade import NotFound, Service
 from ctxsearch.service.paging import InvalidCursor
-from ctxsearch.store.db import DatabaseUnavailable
+from ctxsearch.store.db import LOST_LOCK, DatabaseUnavailable, DiskFull
 from ctxsearch.store.search import SUMMARY_PREFIX
 
 INSTRUCTIONS = """\
@@ -201,6 +202,10 @@ def _tool_errors() -> Iterator[None]:
         raise ToolError(str(exc)) from None
     except DatabaseUnavailable as exc:
         raise ToolError(f"{exc}; try again shortly") from None
+    except (DiskFull, Overloaded) as exc:
+        raise ToolError(str(exc)) from None
+    except LOST_LOCK:
+        raise ToolError("database busy: the call lost a lock conflict; try again") from None
 
 
 @contextmanager

@@ -45,6 +45,7 @@ from ctxsearch.schemas import (
     Timeline,
     TimelineEvent,
 )
+from ctxsearch.service.admission import Admission
 from ctxsearch.service.paging import (
     MAX_PAGED_RESULTS,
     MAX_PAGED_SESSIONS,
@@ -120,6 +121,9 @@ class Service:
         # Credentials redacted by this process, per kind (for /metrics).
         self.redactions: Counter[str] = Counter()
         self._redactions_lock = threading.Lock()
+        self.admission = Admission(
+            {"search": settings.max_concurrent_searches, "ingest": settings.max_concurrent_ingests}
+        )
 
     @classmethod
     def start(cls, settings: Settings, *, run_worker: bool | None = None, load_model: bool = True) -> Service:
@@ -156,6 +160,10 @@ class Service:
 
     def ingest(self, events: list[EventIn]) -> IngestResponse:
         """Store a batch (redacted first; see ctxsearch.domain.privacy); idempotent per event id."""
+        with self.admission.slot("ingest"):
+            return self._ingest(events)
+
+    def _ingest(self, events: list[EventIn]) -> IngestResponse:
         events, counts = redact_events(events)
         redacted = self._count_redactions(counts)
         # A deadlock victim's transaction stored nothing, and ingest is idempotent: try again.
@@ -163,6 +171,7 @@ class Service:
             try:
                 with self.db.connection() as conn:
                     r = ingest_events(conn=conn, events=events, context_chars=self.settings.event_context_chars)
+                self.db.wrote()
                 break
             except psycopg.errors.DeadlockDetected:
                 if attempt == 2:
@@ -182,8 +191,13 @@ class Service:
     def search(self, req: SearchRequest, *, offset: int = 0) -> SearchResponse:
         """One page of results; `req.cursor` continues a list, `req.max_tokens` bounds the page.
 
-        Raises InvalidCursor for a cursor that is not this query's.
+        Raises InvalidCursor for a cursor that is not this query's, Overloaded when as many
+        searches run as max_concurrent_searches allows.
         """
+        with self.admission.slot("search"):
+            return self._search(req, offset)
+
+    def _search(self, req: SearchRequest, offset: int) -> SearchResponse:
         s = self.settings
         state = decode_cursor(req.cursor, req, self.cursor_secret) if req.cursor else PageState(group=req.group)
         if req.group == "session":
@@ -600,7 +614,9 @@ class Service:
                 missing = pending_migrations(conn=conn)
         except (DatabaseUnavailable, MigrationError) as exc:
             return str(exc)
-        return f"migrations not applied: {', '.join(missing)}" if missing else None
+        if missing:
+            return f"migrations not applied: {', '.join(missing)}"
+        return self.db.writes_failing()
 
     def queue_state(self) -> dict[str, float] | None:
         """Embed-queue depth and freshness lag across all projects; None when the database is down."""

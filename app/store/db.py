@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,19 @@ log = logging.getLogger(__name__)
 
 class DatabaseUnavailable(RuntimeError):
     """PostgreSQL cannot be reached; callers answer 503."""
+
+
+class DiskFull(RuntimeError):
+    """PostgreSQL could not write: its disk is full. Callers answer 507; reads still work."""
+
+
+# A statement that lost a lock cycle or a serialization check: its transaction stored nothing,
+# and the server is up (the caller may retry; the pool is not marked down).
+LOST_LOCK = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure, psycopg.errors.TransactionRollback)
+
+DISK_FULL_MESSAGE = "disk full: the database cannot store anything more until space is freed on its volume"
+# After a write failed for want of space, /readyz says so for this long (or until a write succeeds).
+DISK_FULL_REPORT_S = 300.0
 
 
 def start_embedded(data_dir: Path) -> str:
@@ -138,6 +152,7 @@ class Database:
         self.settings = settings
         self.embedded_dir = embedded_dir  # set when this pool uses the embedded server
         self._down = False
+        self.disk_full_at: float | None = None  # monotonic time of the last write refused for space
         self.pool = ConnectionPool(
             url,
             min_size=settings.pool_min_size,
@@ -193,6 +208,13 @@ class Database:
             with self.pool.connection(timeout=timeout) as conn:
                 self._down = False
                 yield conn
+        except psycopg.errors.DiskFull as exc:
+            # The server answers; it could not write (no internal path goes to the caller).
+            self.disk_full_at = time.monotonic()
+            log.error("database write failed: %s", _first_line(exc))
+            raise DiskFull(DISK_FULL_MESSAGE) from exc
+        except LOST_LOCK:
+            raise  # a deadlock or serialization failure: this statement lost, the server is up
         except psycopg.OperationalError as exc:
             # A broken connection is discarded by the pool; the next one is fresh.
             self._down = True
@@ -206,6 +228,16 @@ class Database:
                     f"database unavailable: no connection to PostgreSQL within {timeout:g} s"
                 ) from exc
             raise
+
+    def writes_failing(self) -> str | None:
+        """Why writes fail now, if they recently did for want of disk space."""
+        if self.disk_full_at is not None and time.monotonic() - self.disk_full_at < DISK_FULL_REPORT_S:
+            return DISK_FULL_MESSAGE
+        return None
+
+    def wrote(self) -> None:
+        """A write succeeded: whatever filled the disk has been dealt with."""
+        self.disk_full_at = None
 
     def ping(self) -> bool:
         try:
