@@ -52,6 +52,15 @@ class Settings(Limits):
     # Per-key token bucket (in process: each API instance limits on its own). 0 turns it off.
     rate_limit_per_s: float = Field(default=100.0, ge=0)
     rate_limit_burst: int = Field(default=200, ge=1)
+    # Failed authentications per client address (token bucket): beyond, 429 before any key is checked.
+    auth_failures_per_s: float = Field(default=1.0, ge=0)
+    auth_failures_burst: int = Field(default=20, ge=1)
+    # What one client may hold of the server (ctxsearch.http.server): a request's headers in
+    # all, the time to send them, the longest pause inside a body, and open connections.
+    max_header_bytes: int = Field(default=64 * 1024, ge=4096)
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    max_connections: int = Field(default=1000, ge=1)
 
     # Capture (importers and the hook): where to send (a server's URL and key; unset means
     # the local data dir, or the `serve` running on it), and projects never to capture.

@@ -71,7 +71,7 @@ def client(settings, service) -> TestClient:
 
 
 @contextmanager
-def serving(app) -> Iterator[str]:
+def serving(app, settings: Settings | None = None) -> Iterator[str]:
     """Serve an app with a real uvicorn on 127.0.0.1 in a thread; yields its base URL."""
     import socket
     import threading
@@ -81,7 +81,10 @@ def serving(app) -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    from ctxsearch.http.server import server_config
+
+    config = server_config(app, settings or Settings(), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="live-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

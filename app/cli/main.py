@@ -94,6 +94,7 @@ def serve(
     import uvicorn
 
     from ctxsearch.http.app import create_app
+    from ctxsearch.http.server import server_config
 
     settings = _settings(
         data_dir,
@@ -124,14 +125,7 @@ def serve(
 
     # Importers and the hook on this data dir find this server through it (see discovery).
     with announce(settings.data_dir, local_url(settings.host, settings.port)):
-        uvicorn.run(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level.lower(),
-            log_config=None,
-            access_log=False,
-        )
+        uvicorn.Server(server_config(create_app(settings), settings)).run()
 
 
 @main.command()

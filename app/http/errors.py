@@ -27,9 +27,10 @@ _ERRORS = {
     400: "The body could not be read as JSON.",
     401: "Missing or unknown API key (only when CTXSEARCH_API_KEYS is set).",
     403: "The API key may not use this project.",
+    408: "The request body stalled (nothing arrived for body_timeout_s).",
     413: "Too large: the body, the batch, or a field; the message names the limit.",
     422: "Invalid input; the message names the field.",
-    429: "Rate limit exceeded; retry after Retry-After seconds.",
+    429: "Rate limit exceeded, or too many failed authentications; retry after Retry-After seconds.",
     503: "The database is unavailable, or the service is busy; retry after Retry-After seconds.",
     507: "The database's disk is full: nothing was stored.",
 }

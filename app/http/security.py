@@ -8,6 +8,7 @@ which the HTTP routes (one dependency) and the MCP tools call alike.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import threading
@@ -19,6 +20,8 @@ from starlette.exceptions import HTTPException
 
 from ctxsearch.auth import ANONYMOUS, KeyRing, check_project, current_principal
 from ctxsearch.config import Settings
+
+_MAX_BUCKETS = 100_000
 
 PROTECTED_PREFIXES = ("/v1", "/mcp", "/ui")  # /ui: the web page's views
 
@@ -34,8 +37,9 @@ class RateLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
-    def acquire(self, bucket: str) -> float:
-        """Take one token; returns 0 when allowed, else the seconds until one is available."""
+    def acquire(self, bucket: str, *, take: bool = True) -> float:
+        """Take one token (with take=False, only look); returns 0 when allowed, else the
+        seconds until one is available."""
         if self.rate <= 0:
             return 0.0
         now = time.monotonic()
@@ -43,10 +47,23 @@ class RateLimiter:
             tokens, last = self._buckets.get(bucket, (float(self.burst), now))
             tokens = min(float(self.burst), tokens + (now - last) * self.rate)
             if tokens >= 1.0:
-                self._buckets[bucket] = (tokens - 1.0, now)
+                if take:
+                    self._buckets[bucket] = (tokens - 1.0, now)
+                elif bucket in self._buckets:
+                    self._buckets[bucket] = (tokens, now)
                 return 0.0
             self._buckets[bucket] = (tokens, now)
+            if len(self._buckets) > _MAX_BUCKETS:
+                self._forget_full(now)
             return (1.0 - tokens) / self.rate
+
+    def _forget_full(self, now: float) -> None:
+        # Buckets that have refilled hold nothing worth keeping: many callers cost no memory.
+        full = [
+            b for b, (t, last) in self._buckets.items() if min(self.burst, t + (now - last) * self.rate) >= self.burst
+        ]
+        for b in full:
+            del self._buckets[b]
 
 
 def project_ids_in_body(data: Any) -> set[str]:
@@ -79,6 +96,13 @@ class BodyTooLarge(HTTPException):
 
     def __init__(self, limit: int):
         super().__init__(413, too_large_message(limit))
+
+
+class BodyStalled(HTTPException):
+    """The client stopped sending its body; answered 408 and the connection closed."""
+
+    def __init__(self, timeout_s: float):
+        super().__init__(408, f"request body: nothing arrived for {timeout_s:g} s (body_timeout_s)")
 
 
 def too_large_message(limit: int) -> str:
@@ -123,7 +147,9 @@ class SecurityMiddleware:
         self.app = app
         self.keys = KeyRing(settings.api_keys)
         self.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+        self.failures = RateLimiter(settings.auth_failures_per_s, settings.auth_failures_burst)
         self.max_body = settings.max_body_bytes
+        self.body_timeout_s = settings.body_timeout_s
 
     def _too_large(self) -> dict:
         return {"error": too_large_message(self.max_body)}
@@ -137,8 +163,20 @@ class SecurityMiddleware:
         principal = ANONYMOUS
         if path.startswith(PROTECTED_PREFIXES) and self.keys:
             token = _bearer(headers)
+            address = (scope.get("client") or ("?", 0))[0]
+            # Guessing keys costs time: an address whose keys keep failing waits before any is checked.
+            wait = self.failures.acquire(address, take=False)
+            if wait > 0:
+                await send_json(
+                    send,
+                    429,
+                    {"error": "too many failed authentications from this address (auth_failures_per_s)"},
+                    {"Retry-After": str(max(1, math.ceil(wait)))},
+                )
+                return
             found = self.keys.authenticate(token) if token else None
             if found is None:
+                self.failures.acquire(address)
                 msg = "missing API key: send Authorization: Bearer <key>" if token is None else "unknown API key"
                 await send_json(send, 401, {"error": msg}, {"WWW-Authenticate": "Bearer"})
                 return
@@ -163,14 +201,21 @@ class SecurityMiddleware:
 
         received = 0
         started = False
+        body_done = False
 
         async def limited_receive():
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:
+                return await receive()  # after the body: waiting for a disconnect, unbounded
+            try:
+                message = await asyncio.wait_for(receive(), self.body_timeout_s)
+            except TimeoutError:
+                raise BodyStalled(self.body_timeout_s) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body:
                     raise BodyTooLarge(self.max_body)
+                body_done = not message.get("more_body", False)
             return message
 
         async def tracking_send(message):
@@ -185,5 +230,8 @@ class SecurityMiddleware:
         except BodyTooLarge:
             if not started:
                 await send_json(send, 413, self._too_large())
+        except BodyStalled as exc:
+            if not started:
+                await send_json(send, 408, {"error": exc.detail}, {"Connection": "close"})
         finally:
             current_principal.reset(token)
