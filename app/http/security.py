@@ -13,6 +13,7 @@ import json
 import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -130,6 +131,34 @@ def _bearer(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
+def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+class SessionOwners:
+    """Which key created each MCP session (streamable HTTP's Mcp-Session-Id): a session is
+    used, and ended, only with the key that created it. The newest `most` are kept."""
+
+    def __init__(self, most: int = 100_000):
+        self.most = most
+        self._owners: OrderedDict[str, str | None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def bind(self, session_id: str, key_id: str | None) -> None:
+        with self._lock:
+            self._owners[session_id] = key_id
+            self._owners.move_to_end(session_id)
+            while len(self._owners) > self.most:
+                self._owners.popitem(last=False)
+
+    def allows(self, session_id: str, key_id: str | None) -> bool:
+        with self._lock:
+            return session_id not in self._owners or self._owners[session_id] == key_id
+
+
 def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
     for name, value in headers:
         if name == b"content-length":
@@ -148,6 +177,7 @@ class SecurityMiddleware:
         self.keys = KeyRing(settings.api_keys)
         self.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
         self.failures = RateLimiter(settings.auth_failures_per_s, settings.auth_failures_burst)
+        self.mcp_sessions = SessionOwners()
         self.max_body = settings.max_body_bytes
         self.body_timeout_s = settings.body_timeout_s
 
@@ -218,10 +248,20 @@ class SecurityMiddleware:
                 body_done = not message.get("more_body", False)
             return message
 
+        mcp_session = _header(headers, b"mcp-session-id") if path.startswith("/mcp") and self.keys else None
+        if mcp_session is not None and not self.mcp_sessions.allows(mcp_session, principal.key_id):
+            # Another key's session: answered as the SDK answers a session it does not know.
+            await send_json(send, 404, {"error": "unknown MCP session"})
+            return
+
         async def tracking_send(message):
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                if path.startswith("/mcp") and self.keys:
+                    created = _header(message.get("headers", []), b"mcp-session-id")
+                    if created is not None and created != mcp_session:
+                        self.mcp_sessions.bind(created, principal.key_id)
             await send(message)
 
         token = current_principal.set(principal)

@@ -210,3 +210,27 @@ def test_openapi_documents_every_refusal(client):
     assert {"/v1/events", "/v1/search", "/v1/sessions/{session_id}"} <= set(paths) and len(operations) >= 6
     for path, method, op in operations:
         assert {"401", "403", "413", "422", "429", "503"} <= set(op["responses"]), (method, path)
+
+
+def test_an_mcp_session_is_used_and_ended_only_with_the_key_that_made_it(keyed):
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
+    accept = {
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+        "Host": "127.0.0.1:8080",
+    }
+    r = keyed.post("/mcp", json=init, headers={**auth(KEY_A), **accept})
+    assert r.status_code == 200, r.text
+    session = r.headers["mcp-session-id"]
+    ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
+    theirs = {**auth(KEY_B), **accept, "mcp-session-id": session, "mcp-protocol-version": "2025-06-18"}
+    assert keyed.post("/mcp", json=ping, headers=theirs).status_code == 404
+    assert keyed.delete("/mcp", headers=theirs).status_code == 404
+    mine = {**theirs, **auth(KEY_A)}
+    assert keyed.post("/mcp", json=ping, headers=mine).status_code == 200
+    assert keyed.delete("/mcp", headers=mine).status_code in (200, 204)
