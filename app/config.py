@@ -33,6 +33,10 @@ class Settings(Limits):
     # Storage. With no database_url an embedded PostgreSQL (pgserver) runs in data_dir.
     database_url: str | None = None
     data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("ctxsearch")))
+    # The embedded server is started again by a watchdog when its postmaster dies; when that
+    # keeps failing for embedded_give_up_s, /healthz reports the process unable to recover.
+    embedded_restart: bool = True
+    embedded_give_up_s: float = Field(default=60.0, gt=0)
     pool_min_size: int = 1
     pool_max_size: int = 10
     pool_timeout_s: float = 5.0

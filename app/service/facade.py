@@ -46,6 +46,7 @@ from ctxsearch.schemas import (
     TimelineEvent,
 )
 from ctxsearch.service.admission import Admission
+from ctxsearch.service.healer import EmbeddedWatchdog
 from ctxsearch.service.paging import (
     MAX_PAGED_RESULTS,
     MAX_PAGED_SESSIONS,
@@ -124,6 +125,10 @@ class Service:
         self.admission = Admission(
             {"search": settings.max_concurrent_searches, "ingest": settings.max_concurrent_ingests}
         )
+        self.watchdog = None
+        if db.embedded_dir is not None and settings.embedded_restart:
+            self.watchdog = EmbeddedWatchdog(db, db.embedded_dir, give_up_s=settings.embedded_give_up_s)
+            self.watchdog.start()
 
     @classmethod
     def start(cls, settings: Settings, *, run_worker: bool | None = None, load_model: bool = True) -> Service:
@@ -148,6 +153,8 @@ class Service:
         return svc
 
     def close(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.stop()  # first: the last user's close stops the server on purpose
         self.worker.stop()
         self.db.close()
 
@@ -602,6 +609,13 @@ class Service:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.05)
+
+    def unrecoverable(self) -> str | None:
+        """Why this process cannot recover by itself, if it cannot (for /healthz): its embedded
+        database will not start again, or a worker thread it runs has died."""
+        if self.watchdog is not None and (why := self.watchdog.unrecoverable()):
+            return why
+        return self.worker.died()
 
     def ready(self) -> bool:
         return self.readiness() is None

@@ -126,6 +126,13 @@ class Worker:
             t.start()
             self._threads.append(t)
 
+    def died(self) -> str | None:
+        """Which of the worker's threads ended while it should run (None when all run, or none was started)."""
+        if self._stop.is_set():
+            return None
+        dead = [t.name for t in self._threads if not t.is_alive()]
+        return f"worker threads stopped: {', '.join(dead)}" if dead else None
+
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         for t in self._threads:

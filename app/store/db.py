@@ -83,6 +83,32 @@ def release_embedded(data_dir: Path) -> None:
     entry[0]._cleanup()
 
 
+def embedded_running(data_dir: Path) -> bool:
+    """Whether the embedded server's postmaster (by its pid file) is alive."""
+    from pgserver.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata((Path(data_dir) / "pgdata").resolve())
+    return info is not None and info.is_running()
+
+
+def restart_embedded(data_dir: Path) -> bool:
+    """Start the embedded server again if its postmaster died (killed, crashed, stopped):
+    PostgreSQL recovers from its WAL on start. True when this call started it. Several
+    processes sharing the data dir may call it at once: pgserver's lock lets one start it."""
+    from pgserver.postgres_server import PostgresServer
+
+    pgdata = (Path(data_dir) / "pgdata").resolve()
+    with _embedded_lock:
+        entry = _embedded.get(pgdata)
+    if entry is None:
+        return False  # not ours (closed, or never started here)
+    with PostgresServer._lock:
+        if embedded_running(data_dir):
+            return False
+        entry[0].ensure_postgres_running()
+    return True
+
+
 def _forget_dead_handles(pgdata: Path) -> None:
     # pgserver counts the processes using a server in .handle_pids.json and stops it when
     # the last one exits. A process killed with SIGKILL never removes itself, and the

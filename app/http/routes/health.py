@@ -11,11 +11,16 @@ from ctxsearch.http.deps import MetricsDep, ServiceDep
 router = APIRouter(tags=["ops"])
 
 
-@router.get("/healthz")
-def healthz() -> dict:
-    """Liveness: the process is up. The server starts answering only after the database
-    was reached and migrations applied; see /readyz for the database's state now."""
-    return {"status": "ok"}
+@router.get("/healthz", responses={503: {"description": "The process cannot recover by itself; restart it."}})
+def healthz(service: ServiceDep):
+    """Liveness: 200 while the process can serve or heal itself (a database that is down but
+    coming back is not a liveness failure: see /readyz). 503 when it cannot: its embedded
+    PostgreSQL has failed to start again for a minute, or a worker thread died. The server
+    starts answering only after the database was reached and migrations applied."""
+    reason = service.unrecoverable()
+    if reason is None:
+        return {"status": "ok"}
+    return JSONResponse(status_code=503, content={"status": "failing", "error": reason})
 
 
 @router.get("/readyz", responses={503: {"description": "Not ready; `error` says why."}})
