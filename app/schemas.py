@@ -163,6 +163,15 @@ class EventIn(_Strict):
             )
         return v
 
+    @model_validator(mode="after")
+    def _findable(self) -> EventIn:
+        # An event with no text, no tool and no file could only ever be an empty hit.
+        if not self.content.strip() and not self.tool and not self.files:
+            raise PydanticCustomError(
+                "nothing_searchable", "content: empty, and no tool or files: nothing would find this event"
+            )
+        return self
+
 
 class EventBatch(_Strict):
     events: list[EventIn] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)

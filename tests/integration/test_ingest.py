@@ -31,14 +31,14 @@ def test_retry_is_idempotent(client, project):
 
 def test_duplicate_ids_within_one_batch(client, project):
     e = event(project, "s1", 1, content="once")
-    r = client.post("/v1/events", json={"events": [e, dict(e), event(project, "s1", 2)]})
+    r = client.post("/v1/events", json={"events": [e, dict(e), event(project, "s1", 2, content="twice")]})
     assert r.json() == {"accepted": 2, "duplicates": 1, "redactions": 0}
 
 
 def test_same_id_in_two_projects_is_two_events(client, project):
     other = project + "-other"
-    r1 = client.post("/v1/events", json={"events": [event(project, "s", 1, id="shared-id")]})
-    r2 = client.post("/v1/events", json={"events": [event(other, "s", 1, id="shared-id")]})
+    r1 = client.post("/v1/events", json={"events": [event(project, "s", 1, "note", "a", id="shared-id")]})
+    r2 = client.post("/v1/events", json={"events": [event(other, "s", 1, "note", "b", id="shared-id")]})
     assert r1.json()["accepted"] == 1 and r2.json()["accepted"] == 1
 
 
@@ -162,3 +162,15 @@ def test_payloads_compress_on_concurrent_request_threads():
 
     with ThreadPoolExecutor(8) as pool:
         assert all(pool.map(round_trip, payloads))
+
+
+def test_an_event_nothing_could_find_is_refused(client, project):
+    """No text, no tool, no files: it could only ever be an empty hit."""
+    blank = [event(project, "s", 1, "note", ""), event(project, "s", 2, "message", "  \n ")]
+    for e in blank:
+        r = client.post("/v1/events", json={"events": [event(project, "s", 0, "note", "fine"), e]})
+        assert r.status_code == 422 and r.json()["error"].startswith("events[1]"), r.text
+        assert "nothing would find this event" in r.json()["error"]
+    assert client.get(f"/v1/projects/{project}/stats").json()["events"] == 0  # the batch is refused whole
+    ok = [event(project, "s", 3, "tool_call", "", tool="Bash"), event(project, "s", 4, "file_edit", "", files=["a.py"])]
+    assert client.post("/v1/events", json={"events": ok}).status_code == 202

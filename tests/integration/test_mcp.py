@@ -66,23 +66,23 @@ BAD = [
     ),
     (
         "record_events",
-        {"project_id": "{p}", "events": [{"type": "note", "timestamp": 1700000000}]},
+        {"project_id": "{p}", "events": [{"type": "note", "content": "x", "timestamp": 1700000000}]},
         "events[0].timestamp: must be an RFC 3339 string, e.g. 2026-11-22T10:00:00Z",
     ),
     (
         "record_events",
-        {"project_id": "{p}", "events": [{"type": "note"}, {"type": "bogus"}]},
+        {"project_id": "{p}", "events": [{"type": "note", "content": "x"}, {"type": "bogus"}]},
         "events[1].type: Input should be 'message', 'tool_call', 'file_edit', 'decision', 'error', "
         "'test_run', 'commit' or 'note'",
     ),
     (
         "record_events",
-        {"project_id": "{p}", "events": [{"type": "note", "tokens": "many", "colour": "red"}]},
+        {"project_id": "{p}", "events": [{"type": "note", "content": "x", "tokens": "many", "colour": "red"}]},
         "events[0].tokens: Input should be a valid integer; events[0].colour: Extra inputs are not permitted",
     ),
     (
         "record_events",
-        {"events": [{"type": "note"}]},
+        {"events": [{"type": "note", "content": "x"}]},
         "events[0].project_id: Field required (here or as the call's project_id)",
     ),
     ("get_timeline", {"project_id": "{p}"}, "session_id: Field required (or give `around`, an event id)"),
@@ -278,7 +278,7 @@ def test_api_keys_limit_the_projects_tools_may_use(settings, service, project):
                     ("get_timeline", {"project_id": "other-project", "session_id": "k"}),
                     ("get_events", {"project_id": "other-project", "ids": ["k-1"]}),
                     ("record_events", {"events": [event("other-project", "k", 1, "note", "x")]}),
-                    ("record_events", {"project_id": "other-project", "events": [{"type": "note"}]}),
+                    ("record_events", {"project_id": "other-project", "events": [{"type": "note", "content": "x"}]}),
                 ]:
                     refused = await client.call_tool(name, args)
                     assert (

@@ -68,7 +68,7 @@ def test_record_events_fills_time_session_and_project(mode):
         [
             ("record_events", batch),
             ("record_events", batch),
-            ("record_events", {"events": [{"type": "note", "project_id": "q", "session_id": "mine"}]}),
+            ("record_events", {"events": [{"type": "note", "content": "x", "project_id": "q", "session_id": "mine"}]}),
         ],
     )
     assert not first.is_error, first.content
@@ -83,7 +83,7 @@ def test_record_events_fills_time_session_and_project(mode):
 
 def test_each_connection_has_its_own_session():
     server = build_server(lambda: Stand())
-    call = ("record_events", {"project_id": "p", "events": [{"type": "note"}]})
+    call = ("record_events", {"project_id": "p", "events": [{"type": "note", "content": "x"}]})
     (one,) = _call(server, "legacy", [call])
     (two,) = _call(server, "legacy", [call])
     assert one.structured_content["session_id"] != two.structured_content["session_id"]
@@ -95,7 +95,7 @@ def test_indexed_without_waiting_is_one_look(wait, pending, indexed, timeout):
     (r,) = _call(
         build_server(lambda: stand),
         "legacy",
-        [("record_events", {"project_id": "p", "events": [{"type": "note"}], "wait": wait})],
+        [("record_events", {"project_id": "p", "events": [{"type": "note", "content": "x"}], "wait": wait})],
     )
     assert r.structured_content["indexed"] is indexed and stand.waits == [("p", timeout)]
 
@@ -103,7 +103,9 @@ def test_indexed_without_waiting_is_one_look(wait, pending, indexed, timeout):
 def test_waiting_that_times_out_is_not_indexed():
     stand = Stand(pending=True)
     (r,) = _call(
-        build_server(lambda: stand), "legacy", [("record_events", {"project_id": "p", "events": [{"type": "note"}]})]
+        build_server(lambda: stand),
+        "legacy",
+        [("record_events", {"project_id": "p", "events": [{"type": "note", "content": "x"}]})],
     )
     assert r.structured_content["indexed"] is False and stand.waits[0][1] > 5
 
