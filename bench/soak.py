@@ -46,6 +46,7 @@ from ctxsearch.bench.runner import USER_DATA_ENV, stop_process, wait_for_server
 
 SEARCH_SHARE = 0.7
 SEED_BATCH = 250
+REBUILD_WAIT_S = 120.0  # a forced rebuild's wait for the rebuild lock, the database, the swap's locks
 
 
 @dataclass
@@ -295,15 +296,16 @@ class Soak:
         return fault
 
     def rebuild(self) -> dict:
-        """A warm-tier rebuild on a connection of the soak's own, as the worker runs it."""
+        """A warm-tier rebuild on a connection of the soak's own, as the worker runs it; a
+        rebuild already running, or the database down, is waited out (at most REBUILD_WAIT_S)."""
         import psycopg
 
         from ctxsearch.config import Settings
-        from ctxsearch.store.tiers import RebuildRunning, rebuild_warm
+        from ctxsearch.store.tiers import RebuildRunning, TierBusy, rebuild_warm
 
         t = time.monotonic()
         fault: dict = {"kind": "rebuild", "at_s": round(t - self.t0, 1) if self.t0 else None}
-        deadline = t + 120
+        deadline = t + REBUILD_WAIT_S
         while True:
             try:
                 url = self.database_url()
@@ -311,27 +313,45 @@ class Soak:
                 overrides = {k: v for k, v in self.o.settings.items() if v is not None}
                 settings = Settings(_env_file=None, data_dir=self.data_dir, database_url=url, **overrides)
                 with psycopg.connect(url, autocommit=True) as conn:
-                    gen, _, rows, _ = rebuild_warm(conn=conn, settings=settings)
+                    gen, _, rows, _ = rebuild_warm(conn=conn, settings=settings, lock_wait_s=REBUILD_WAIT_S)
                 return fault | {"generation": gen, "rows": rows, "seconds": round(time.monotonic() - t, 2)}
+            except TierBusy as exc:  # the swap found no gap between readers: the worker retries later
+                return fault | {"error": f"TierBusy: {exc}", "seconds": round(time.monotonic() - t, 2)}
             except (RebuildRunning, psycopg.OperationalError, RuntimeError) as exc:
                 if time.monotonic() > deadline:
                     return fault | {"error": f"{type(exc).__name__}: {exc}"}
                 time.sleep(1)
 
+    def _rebuild_fault(self) -> None:
+        try:
+            fault = self.rebuild()
+        except Exception as exc:
+            fault = {"kind": "rebuild", "at_s": round(time.monotonic() - self.t0, 1), "error": repr(exc)}
+        self.faults.append(fault)
+        if "error" in fault:
+            self.log(f"fault: warm tier rebuild failed: {fault['error']}")
+        else:
+            self.log(f"fault: warm tier rebuilt ({fault['rows']} rows, {fault['seconds']} s)")
+
     def fault_loop(self, duration: float) -> None:
-        # Kills and rebuilds alternate, evenly spread over the run.
+        """Kills and rebuilds alternate, evenly spread over the run; a rebuild runs beside the
+        load (and a later kill) in a thread of its own."""
         order = []
         for i in range(max(self.o.kills, self.o.rebuilds)):
             order += ["kill"] * (i < self.o.kills) + ["rebuild"] * (i < self.o.rebuilds)
+        rebuilds = []
         for i, kind in enumerate(order):
             if self.stop.wait(max(0.0, self.t0 + duration * (i + 1) / (len(order) + 1) - time.monotonic())):
-                return
-            fault = self.kill_postgres() if kind == "kill" else self.rebuild()
-            self.faults.append(fault)
+                break
             if kind == "kill":
+                fault = self.kill_postgres()
+                self.faults.append(fault)
                 self.log(f"fault: postmaster {fault['old_pid']} killed, ready again in {fault['recovery_s']} s")
             else:
-                self.log(f"fault: warm tier rebuilt ({fault.get('rows')} rows, {fault.get('seconds')} s)")
+                rebuilds.append(threading.Thread(target=self._rebuild_fault, name="soak-rebuild", daemon=True))
+                rebuilds[-1].start()
+        for t in rebuilds:
+            t.join(2 * REBUILD_WAIT_S + 30)
 
     # -- samples -------------------------------------------------------------------------
     def memory(self) -> dict:
@@ -358,6 +378,15 @@ class Soak:
         out["postgres_pss_mb"] = round(total / 2**20, 1) if total else None
         return out
 
+    def server_cpu_s(self) -> float:
+        import psutil
+
+        try:
+            t = psutil.Process(self.proc.pid).cpu_times()
+            return t.user + t.system
+        except psutil.Error:
+            return 0.0
+
     def sample_loop(self) -> None:
         k = 0
         while not self.stop.wait(max(0.0, self.t0 + (k + 1) * self.o.window_s - time.monotonic())):
@@ -372,7 +401,7 @@ class Soak:
         duration = self.o.minutes * 60
         bucket = TokenBucket(self.o.rate, burst=self.o.clients)
         self.t0 = time.monotonic()
-        baseline = self.memory()
+        baseline = self.memory() | {"client_cpu_s": time.process_time(), "server_cpu_s": self.server_cpu_s()}
         threads = [
             threading.Thread(target=self.client_loop, args=(n, bucket, counts), name=f"soak-client-{n}", daemon=True)
             for n in range(self.o.clients)
@@ -390,8 +419,12 @@ class Soak:
         self.stop.wait(duration)
         self.stop.set()
         for t in threads:
-            t.join(self.o.timeout_s + 70)  # a client's last request; a fault's recovery wait
+            # A client's last request; a kill's recovery wait; a rebuild in progress.
+            t.join(self.o.timeout_s + 2 * REBUILD_WAIT_S + 60)
         load_s = time.monotonic() - self.t0
+        # What the load cost: this process (the clients) and the API process, in CPU seconds.
+        baseline["client_cpu_s"] = round(time.process_time() - baseline["client_cpu_s"], 1)
+        baseline["server_cpu_s"] = round(self.server_cpu_s() - baseline["server_cpu_s"], 1)
         self.samples.append({"t_s": round(load_s, 1), **self.memory()})  # the end of the last window
         server_alive = self.proc.poll() is None
         with httpx.Client(base_url=self.url, timeout=10) as client:
@@ -487,8 +520,13 @@ class Soak:
         for f in kills:
             if f["recovery_s"] is None or f["recovery_s"] > self.o.recovery_limit_s:
                 failures.append(f"not ready within {self.o.recovery_limit_s:g} s of the kill at {f['at_s']} s")
-        for f in self.faults:
-            if f["kind"] == "rebuild" and "error" in f:
+        rebuilt = [f for f in self.faults if f["kind"] == "rebuild"]
+        if len(kills) < self.o.kills or len(rebuilt) < self.o.rebuilds:
+            failures.append(
+                f"faults not all run: {len(kills)} of {self.o.kills} kills, {len(rebuilt)} of {self.o.rebuilds} rebuilds"
+            )
+        for f in rebuilt:
+            if "error" in f and not f["error"].startswith("TierBusy"):
                 failures.append(f"the rebuild at {f['at_s']} s failed: {f['error']}")
         if not server_alive:
             failures.append(f"the server exited with {self.proc.returncode}")
@@ -513,11 +551,13 @@ class Soak:
             "timeouts": timeouts,
             "connection_errors": refused,
             "server_errors": server_errors,
-            "faults": self.faults,
+            "faults": sorted(self.faults, key=lambda f: f["at_s"]),
             "kills": len(kills),
             "recovery_s": recoveries,
             "recovery_max_s": max((r for r in recoveries if r is not None), default=None),
-            "rebuilds": sum(1 for f in self.faults if f["kind"] == "rebuild"),
+            "rebuilds": len(rebuilt),
+            "rebuild_s": [f.get("seconds") for f in rebuilt],
+            "rebuild_errors": [f["error"] for f in rebuilt if "error" in f],
             "seeded_events": seeded,
             "events_acknowledged": acked,
             "events_lost": lost,
@@ -527,6 +567,10 @@ class Soak:
             "server_rss_mb_max": max(rss, default=None),
             "server_rss_growth_mb": round(warm[-1] - warm[0], 1) if len(warm) >= 2 else None,
             "postgres_pss_mb_start": baseline.get("postgres_pss_mb"),
+            "postgres_pss_mb_end": self.samples[-1].get("postgres_pss_mb") if self.samples else None,
+            "client_cpu_s": baseline["client_cpu_s"],
+            "server_cpu_s": baseline["server_cpu_s"],
+            "cores": os.cpu_count(),
             "windows": windows,
             "errors": self.errors,
             "failures": failures,
@@ -547,11 +591,15 @@ def text_report(r: dict) -> str:
         f"shed (503 busy)          {r['shed']}, answered in p99 {r['shed_p99_ms']} ms",
         f"503 database unavailable {r['unavailable']}, answered in p99 {r['unavailable_p99_ms']} ms",
         f"timeouts {r['timeouts']}, connection errors {r['connection_errors']}, other 5xx {r['server_errors']}",
-        f"postgres killed {r['kills']}x: ready again in {r['recovery_s']} s; warm tier rebuilt {r['rebuilds']}x",
+        f"postgres killed {r['kills']}x: ready again in {r['recovery_s']} s; warm tier rebuilt {r['rebuilds']}x "
+        f"in {r['rebuild_s']} s" + (f" ({'; '.join(r['rebuild_errors'])})" if r["rebuild_errors"] else ""),
         f"events acknowledged {r['events_acknowledged']} (seed {r['seeded_events']}), lost {r['events_lost']}; "
         f"queue drained in {r['drain_seconds']} s",
         f"server RSS {r['server_rss_mb_start']} MB at start, max {r['server_rss_mb_max']} MB, "
-        f"growth after warm-up {r['server_rss_growth_mb']} MB",
+        f"growth after warm-up {r['server_rss_growth_mb']} MB; PostgreSQL PSS {r['postgres_pss_mb_start']} -> "
+        f"{r['postgres_pss_mb_end']} MB",
+        f"CPU during the load: API process {r['server_cpu_s']} s, soak clients {r['client_cpu_s']} s "
+        f"({r['load_seconds']} s on {r['cores']} cores)",
         "",
         f"{'t (s)':>7} {'reqs':>6} {'p50 ms':>8} {'p99 ms':>8} {'shed':>5} {'unavail':>7} {'RSS MB':>8} {'PG MB':>8}  faults",
     ]
