@@ -796,8 +796,8 @@ def bench(
     (503s, shed or database unavailable, are expected), admitted search p50/p99 and RSS per
     10 s window, each kill's recovery time (until /readyz is 200 again) and acknowledged
     events lost. Exit code 1 when an acknowledged event is missing, any answer was a 5xx other
-    than 503, a request timed out or could not connect, a recovery took over 10 s, or the
-    embed queue did not drain afterwards."""
+    than 503, a request timed out or could not connect, a recovery took over 10 s, a planned
+    fault did not run, or the embed queue did not drain afterwards."""
     if soak_minutes is not None:
         _soak(
             soak_minutes, clients, rate, kills, rebuilds, seed_docs, data_dir, keep, report_dir, as_json, embed_backend
