@@ -724,6 +724,45 @@ def tune(
     help="Write report.md, bench.json and PNG plots here.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object at the end, nothing else.")
+@click.option(
+    "--soak",
+    "soak_minutes",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    metavar="MINUTES",
+    help="Instead of the corpus bench: a soak of MINUTES (mixed ingest and search with faults; see above).",
+)
+@click.option(
+    "--clients", type=click.IntRange(1, 256), default=8, show_default=True, help="Soak: concurrent client threads."
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0.1),
+    default=20.0,
+    show_default=True,
+    help="Soak: requests/s of all clients together (about 70% hybrid searches, 30% ingest batches).",
+)
+@click.option(
+    "--kills",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="Soak: times the embedded PostgreSQL is killed (SIGKILL), evenly spread.",
+)
+@click.option(
+    "--rebuilds",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="Soak: warm-tier rebuilds forced between the kills.",
+)
+@click.option(
+    "--seed-docs",
+    type=click.IntRange(min=10),
+    default=2000,
+    show_default=True,
+    help="Soak: events loaded (and embedded) before the load starts.",
+)
 def bench(
     docs,
     concurrency,
@@ -741,9 +780,29 @@ def bench(
     keep,
     report_dir,
     as_json,
+    soak_minutes,
+    clients,
+    rate,
+    kills,
+    rebuilds,
+    seed_docs,
 ) -> None:
     """Build a corpus of DOCS searchable documents and measure ingest, embedding, freshness,
-    search latency, vector recall, storage and index build times."""
+    search latency, vector recall, storage and index build times.
+
+    With --soak MINUTES: a `ctxsearch serve` of its own takes mixed ingest and hybrid search
+    from --clients threads at --rate requests/s while its embedded PostgreSQL is killed
+    --kills times and the warm tier rebuilt --rebuilds times. It reports the answers by status
+    (503s, shed or database unavailable, are expected), admitted search p50/p99 and RSS per
+    10 s window, each kill's recovery time (until /readyz is 200 again) and acknowledged
+    events lost. Exit code 1 when an acknowledged event is missing, any answer was a 5xx other
+    than 503, a request timed out or could not connect, a recovery took over 10 s, a planned
+    fault did not run, or the embed queue did not drain afterwards."""
+    if soak_minutes is not None:
+        _soak(
+            soak_minutes, clients, rate, kills, rebuilds, seed_docs, data_dir, keep, report_dir, as_json, embed_backend
+        )
+        return
     if report_dir is not None:
         _needs("bench", "matplotlib")
     from ctxsearch.bench.runner import Bench, BenchOptions, write_report
@@ -814,6 +873,34 @@ def bench(
         click.echo(f"{key:32} {value:,.3f}" if isinstance(value, float) else f"{key:32} {value}")
     if report_dir is not None:
         click.echo(f"report written to {report_dir}", err=True)
+
+
+def _soak(minutes, clients, rate, kills, rebuilds, seed_docs, data_dir, keep, report_dir, as_json, embed_backend):
+    from ctxsearch.bench.soak import SoakOptions, run_soak, text_report
+
+    if data_dir is not None:
+        _refuse_user_data_dir(data_dir)
+        if data_dir.exists() and any(data_dir.iterdir()):
+            _fail(f"--data-dir: {data_dir} is not empty; the soak needs a fresh data dir")
+    logging.basicConfig(level="WARNING")
+    opts = SoakOptions(
+        minutes=minutes,
+        clients=clients,
+        rate=rate,
+        kills=kills,
+        rebuilds=rebuilds,
+        seed_docs=seed_docs,
+        data_dir=data_dir,
+        keep=keep,
+        settings={"embed_backend": embed_backend} if embed_backend else {},
+    )
+    result = run_soak(opts, log=(lambda m: None) if as_json else (lambda m: click.echo(m, err=True)))
+    if report_dir is not None:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        (report_dir / "soak.json").write_text(json.dumps(result, indent=1))
+    click.echo(json.dumps(result) if as_json else text_report(result))
+    if not result["ok"]:
+        sys.exit(1)
 
 
 @main.command("bench-embeddings")
