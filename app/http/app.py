@@ -13,7 +13,7 @@ from ctxsearch.http.deps import authorize
 from ctxsearch.http.errors import ERROR_RESPONSES, install_error_handlers
 from ctxsearch.http.observability import Metrics, RequestMiddleware
 from ctxsearch.http.routes import events, health, projects, search, sessions
-from ctxsearch.http.security import SecurityMiddleware
+from ctxsearch.http.security import SecurityMiddleware, SheddingMiddleware
 from ctxsearch.mcp.server import build_server
 from ctxsearch.service.facade import Service
 from ctxsearch.web import routes as web
@@ -58,6 +58,9 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         lambda: dict(app.state.service.admission.shed) if hasattr(app.state, "service") else {},
     )
     app.state.metrics = metrics
+    app.add_middleware(
+        SheddingMiddleware, admission=lambda: getattr(getattr(app.state, "service", None), "admission", None)
+    )
     app.add_middleware(SecurityMiddleware, settings=settings)
     app.add_middleware(RequestMiddleware, metrics=metrics)  # added last: runs first
     install_error_handlers(app)

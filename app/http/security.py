@@ -275,3 +275,42 @@ class SecurityMiddleware:
                 await send_json(send, 408, {"error": exc.detail}, {"Connection": "close"})
         finally:
             current_principal.reset(token)
+
+
+# Requests that are searches or ingest batches, by method and path: their slot is taken here,
+# before the body is read or parsed, so a request beyond the bound costs almost nothing.
+ADMITTED_ROUTES = {
+    ("POST", "/v1/search"): "search",
+    ("GET", "/v1/search"): "search",
+    ("GET", "/ui/search"): "search",
+    ("POST", "/v1/events"): "ingest",
+}
+
+
+class SheddingMiddleware:
+    """Refuses a search or an ingest batch at once (503, Retry-After) when as many of its kind
+    run as the service allows (ctxsearch.service.admission); inside the security middleware,
+    so that unauthenticated requests are refused by it first."""
+
+    def __init__(self, app, admission: Callable[[], Any]):
+        self.app = app
+        self.admission = admission
+
+    async def __call__(self, scope, receive, send) -> None:
+        kind = ADMITTED_ROUTES.get((scope.get("method"), scope.get("path"))) if scope["type"] == "http" else None
+        admission = self.admission() if kind else None
+        if admission is None:
+            await self.app(scope, receive, send)
+            return
+        from ctxsearch.service.admission import Overloaded
+
+        try:
+            slot = admission.slot(kind)
+            slot.__enter__()
+        except Overloaded as exc:
+            await send_json(send, 503, {"error": str(exc)}, {"Retry-After": str(exc.retry_after_s)})
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            slot.__exit__(None, None, None)

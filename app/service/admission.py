@@ -7,9 +7,15 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 # The setting that bounds each kind of work, named in the refusal.
 SETTINGS = {"search": "max_concurrent_searches", "ingest": "max_concurrent_ingests"}
+
+
+# The kinds of work the current request already holds a slot for (taken at the HTTP edge,
+# before the body is read): the service's own check then passes, rather than taking a second.
+_held: ContextVar[frozenset[str]] = ContextVar("ctxsearch_admitted", default=frozenset())
 
 
 class Overloaded(RuntimeError):
@@ -38,14 +44,16 @@ class Admission:
     def slot(self, kind: str) -> Iterator[None]:
         """Run the body in one of the kind's slots; Overloaded at once when none is free."""
         slots = self._slots.get(kind)
-        if slots is None:
+        if slots is None or kind in _held.get():
             yield
             return
         if not slots.acquire(blocking=False):
             with self._lock:
                 self.shed[kind] += 1
             raise Overloaded(kind, self.limits[kind])
+        token = _held.set(_held.get() | {kind})
         try:
             yield
         finally:
+            _held.reset(token)
             slots.release()

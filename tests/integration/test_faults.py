@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -89,6 +90,26 @@ def test_a_deadlock_victim_is_reported_as_one_and_the_pool_stays_up(service):
     assert not service.db._down and service.readiness() is None
 
 
+@contextmanager
+def busy(admission, kind: str):
+    """One request of `kind` in flight, held by a thread of its own for the body's duration."""
+    taken, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with admission.slot(kind):
+            taken.set()
+            done.wait(30)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert taken.wait(10)
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(10)
+
+
 @pytest.fixture
 def bounded(service):
     """The service with one search and one ingest batch allowed at a time."""
@@ -102,16 +123,19 @@ def bounded(service):
 
 def test_beyond_the_bound_requests_are_shed_at_once_with_retry_after(client, project, bounded):
     assert client.post("/v1/events", json={"events": [event(project, "s", 1, "note", "shed me")]}).status_code == 202
-    with bounded.slot("search"):  # one search in flight
+    with busy(bounded, "search"):  # one search in flight
         t0 = time.monotonic()
         r = client.post("/v1/search", json={"query": "shed me", "project_id": project})
         took = time.monotonic() - t0
         assert r.status_code == 503 and r.headers["retry-after"] == "1", r.text
         assert "busy" in r.json()["error"] and "max_concurrent_searches" in r.json()["error"]
         assert took < 0.5
+        # Refused before the body is read: even one that is not JSON is shed, not parsed.
+        r = client.post("/v1/search", content=b"{not json", headers={"content-type": "application/json"})
+        assert r.status_code == 503
         # Writes have a bound of their own: ingest still goes in.
         assert client.post("/v1/events", json={"events": [event(project, "s", 2, "note", "in")]}).status_code == 202
-    with bounded.slot("ingest"):
+    with busy(bounded, "ingest"):
         r = client.post("/v1/events", json={"events": [event(project, "s", 3, "note", "out")]})
         assert r.status_code == 503 and "max_concurrent_ingests" in r.json()["error"]
         assert client.post("/v1/search", json={"query": "shed me", "project_id": project}).status_code == 200
