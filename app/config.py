@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -43,7 +44,8 @@ class Settings(Limits):
     # Overload is shed, not queued: beyond these many searches (HTTP, MCP) or ingest batches
     # running at once in this process, a request gets 503 with Retry-After at once. 0: no bound.
     # Together they stay under pool_max_size, so an admitted request never waits for a connection.
-    max_concurrent_searches: int = Field(default=6, ge=0, le=1000)
+    # Searches are CPU work (the query's embedding, both arms): two per core, at most 6.
+    max_concurrent_searches: int = Field(default_factory=lambda: min(2 * (os.cpu_count() or 1), 6), ge=0, le=1000)
     max_concurrent_ingests: int = Field(default=3, ge=0, le=1000)
 
     # HTTP
